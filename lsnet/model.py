@@ -1,0 +1,256 @@
+"""LSNet ("See Large, Focus Small", CVPR 2025): the official architecture, state-dict compatible.
+
+Wang, Ao et al. "LSNet: See Large, Focus Small." CVPR 2025, arXiv:2503.23135.
+Every fact used here is written out in ``shared/lsnet/README.md``.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lsnet.layers import BN_Linear, Conv2d_BN, RepVGGDW, Residual, SqueezeExcite, _bn_scale_shift
+from lsnet.ops import ska, ska_bn_add
+
+
+class LKP(nn.Module):
+    """Large-kernel perception: predicts one K_S x K_S kernel per pixel and weight channel."""
+
+    def __init__(self, dim: int, lks: int = 7, sks: int = 3, groups: int = 8):
+        super().__init__()
+        self.cv1 = Conv2d_BN(dim, dim // 2)
+        self.act = nn.ReLU()
+        self.cv2 = Conv2d_BN(dim // 2, dim // 2, ks=lks, pad=(lks - 1) // 2, groups=dim // 2)
+        self.cv3 = Conv2d_BN(dim // 2, dim // 2)
+        self.cv4 = nn.Conv2d(dim // 2, sks ** 2 * dim // groups, kernel_size=1)
+        self.norm = nn.GroupNorm(num_groups=dim // groups, num_channels=sks ** 2 * dim // groups)
+        self.sks, self.cw = sks, dim // groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.cv3(self.cv2(self.act(self.cv1(x)))))
+        w = self.norm(self.cv4(x))
+        b, _, h, wd = w.shape
+        return w.view(b, self.cw, self.sks ** 2, h, wd)
+
+
+class SKA(nn.Module):
+    """Parameter-free wrapper of :func:`lsnet.ops.ska` (kept as a module for the state-dict layout)."""
+
+    backend = "auto"
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return ska(x, w, self.backend)
+
+
+class LSConv(nn.Module):
+    """LS convolution: ``bn(ska(x, lkp(x))) + x``."""
+
+    def __init__(self, dim: int, lks: int = 7, sks: int = 3, groups: int = 8):
+        super().__init__()
+        self.lkp = LKP(dim, lks=lks, sks=sks, groups=groups)
+        self.ska = SKA()
+        self.bn = nn.BatchNorm2d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.ska(x, self.lkp(x))) + x
+
+    @torch.no_grad()
+    def fuse(self) -> "FusedLSConv":
+        scale, shift = _bn_scale_shift(self.bn)
+        return FusedLSConv(self.lkp, self.ska, scale, shift)
+
+
+class FusedLSConv(nn.Module):
+    """Inference LSConv: the BN becomes a per-channel affine applied in the fused SKA tail."""
+
+    def __init__(self, lkp: nn.Module, ska_module: SKA, scale: torch.Tensor, shift: torch.Tensor):
+        super().__init__()
+        self.lkp, self.ska = lkp, ska_module
+        self.scale = nn.Parameter(scale.detach().clone())
+        self.shift = nn.Parameter(shift.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ska_bn_add(x, self.lkp(x), self.scale, self.shift, self.ska.backend)
+
+
+def attention_bias_idxs(resolution: int) -> tuple[torch.Tensor, int]:
+    """LeViT offset table over an R x R grid: (N, N) indices into M distinct (|dy|, |dx|) offsets."""
+    points = list(itertools.product(range(resolution), range(resolution)))
+    offsets: dict[tuple[int, int], int] = {}
+    idxs = []
+    for p1 in points:
+        for p2 in points:
+            off = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
+            idxs.append(offsets.setdefault(off, len(offsets)))
+    n = len(points)
+    return torch.tensor(idxs, dtype=torch.long).view(n, n), len(offsets)
+
+
+class Attention(nn.Module):
+    """LeViT-style multi-head self-attention with a depthwise conv on q and learned position bias."""
+
+    def __init__(self, dim: int, key_dim: int = 16, num_heads: int = 8, attn_ratio: float = 4.0,
+                 resolution: int = 14):
+        super().__init__()
+        self.num_heads, self.key_dim, self.scale = num_heads, key_dim, key_dim ** -0.5
+        self.nh_kd = key_dim * num_heads
+        self.d = int(attn_ratio * key_dim)
+        self.dh = self.d * num_heads
+        self.resolution = resolution
+        self.qkv = Conv2d_BN(dim, self.dh + self.nh_kd * 2)
+        self.proj = nn.Sequential(nn.ReLU(), Conv2d_BN(self.dh, dim, bn_weight_init=0))
+        self.dw = Conv2d_BN(self.nh_kd, self.nh_kd, 3, 1, 1, groups=self.nh_kd)
+        idxs, m = attention_bias_idxs(resolution)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, m))
+        self.register_buffer("attention_bias_idxs", idxs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        n = h * w
+        if (h, w) != (self.resolution, self.resolution):
+            raise ValueError(f"Attention was built for a {self.resolution}x{self.resolution} grid but got "
+                             f"{h}x{w}; create the model with the img_size you run it at")
+        q, k, v = self.qkv(x).split([self.nh_kd, self.nh_kd, self.dh], dim=1)
+        q = self.dw(q)
+        q, k, v = (t.reshape(b, self.num_heads, -1, n) for t in (q, k, v))
+        bias = self.attention_biases[:, self.attention_bias_idxs]
+        attn = ((q.transpose(-2, -1) @ k) * self.scale + bias).softmax(dim=-1)
+        return self.proj((v @ attn.transpose(-2, -1)).reshape(b, -1, h, w))
+
+
+class FFN(nn.Module):
+    """Pointwise feed-forward: Conv2d_BN -> ReLU -> Conv2d_BN (second BN initialised to 0)."""
+
+    def __init__(self, ed: int, h: int):
+        super().__init__()
+        self.pw1 = Conv2d_BN(ed, h)
+        self.act = nn.ReLU()
+        self.pw2 = Conv2d_BN(h, ed, bn_weight_init=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw2(self.act(self.pw1(x)))
+
+
+# A mixer factory builds the odd-block token mixer: (dim, heads, resolution, stage, drop) -> module.
+MixerFactory = Callable[[int, int, int, int, float], nn.Module]
+
+
+def lsnet_mixer(dim: int, heads: int, resolution: int, stage: int, drop: float) -> nn.Module:
+    """The official choice: LSConv in stages 0-2, residual attention in the last stage."""
+    if stage == 3:
+        return Residual(Attention(dim, 16, heads, dim / (16 * heads), resolution), drop)
+    return LSConv(dim)
+
+
+class Block(nn.Module):
+    """Even j: RepVGGDW + SE; odd j: token mixer; always a residual FFN."""
+
+    def __init__(self, ed: int, heads: int, resolution: int, stage: int, depth: int,
+                 drop: float = 0.0, mixer: MixerFactory = lsnet_mixer):
+        super().__init__()
+        if depth % 2 == 0:
+            self.mixer = RepVGGDW(ed)
+            self.se = SqueezeExcite(ed, 0.25)
+        else:
+            self.mixer = mixer(ed, heads, resolution, stage, drop)
+            self.se = nn.Identity()
+        self.ffn = Residual(FFN(ed, ed * 2), drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ffn(self.se(self.mixer(x)))
+
+
+class LSNet(nn.Module):
+    """LSNet backbone and classifier; ``distillation`` adds the ``head_dist`` of DeiT-style training."""
+
+    def __init__(self, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000,
+                 embed_dim: tuple[int, ...] = (64, 128, 256, 384), depth: tuple[int, ...] = (0, 2, 8, 10),
+                 num_heads: tuple[int, ...] = (3, 3, 3, 4), distillation: bool = False,
+                 drop_path_rate: float = 0.0, mixer: MixerFactory = lsnet_mixer):
+        super().__init__()
+        if img_size < 32:
+            raise ValueError(f"img_size must be at least 32 (total stride 32), got {img_size}")
+        d0 = embed_dim[0]
+        self.patch_embed = nn.Sequential(
+            Conv2d_BN(in_chans, d0 // 4, 3, 2, 1), nn.ReLU(),
+            Conv2d_BN(d0 // 4, d0 // 2, 3, 2, 1), nn.ReLU(),
+            Conv2d_BN(d0 // 2, d0, 3, 2, 1))
+        resolution = img_size
+        for _ in range(3):
+            resolution = (resolution - 1) // 2 + 1
+        drops = torch.linspace(0, drop_path_rate, sum(depth)).tolist()
+        for i, (ed, dpth, nh) in enumerate(zip(embed_dim, depth, num_heads)):
+            stage = nn.Sequential()
+            if i > 0:
+                prev = embed_dim[i - 1]
+                resolution = (resolution - 1) // 2 + 1
+                stage.append(Conv2d_BN(prev, prev, 3, 2, 1, groups=prev))
+                stage.append(Conv2d_BN(prev, ed, 1))
+            for j in range(dpth):
+                stage.append(Block(ed, nh, resolution, i, j, drops.pop(0), mixer))
+            setattr(self, f"blocks{i + 1}", stage)
+        self.head = BN_Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.distillation = distillation
+        if distillation:
+            self.head_dist = BN_Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.num_classes, self.img_size = num_classes, img_size
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        x = self.blocks4(self.blocks3(self.blocks2(self.blocks1(x))))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        x = self.forward_features(x)
+        if not self.distillation:
+            return self.head(x)
+        out = self.head(x), self.head_dist(x)
+        return out if self.training else (out[0] + out[1]) / 2
+
+
+@dataclass(frozen=True)
+class LSNetConfig:
+    embed_dim: tuple[int, ...]
+    depth: tuple[int, ...]
+    num_heads: tuple[int, ...] = (3, 3, 3, 4)
+
+
+CONFIGS = {
+    "lsnet_t": LSNetConfig((64, 128, 256, 384), (0, 2, 8, 10)),
+    "lsnet_s": LSNetConfig((96, 192, 320, 448), (1, 2, 8, 10)),
+    "lsnet_b": LSNetConfig((128, 256, 384, 512), (4, 6, 8, 10)),
+}
+MODEL_NAMES = tuple(n + s for n in CONFIGS for s in ("", "_distill"))
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return list(MODEL_NAMES)
+
+
+def create_model(name: str, num_classes: int = 1000, pretrained: str | None = None, img_size: int = 224,
+                 drop_path_rate: float = 0.0, mixer: MixerFactory = lsnet_mixer) -> LSNet:
+    """Build an LSNet variant; ``pretrained`` is a local checkpoint path (nothing is downloaded)."""
+    base = name.removesuffix("_distill")
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown LSNet model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    cfg = CONFIGS[base]
+    model = LSNet(img_size=img_size, num_classes=num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth,
+                  num_heads=cfg.num_heads, distillation=name.endswith("_distill"),
+                  drop_path_rate=drop_path_rate, mixer=mixer)
+    if pretrained:
+        from lsnet.checkpoint import load_checkpoint
+        load_checkpoint(model, pretrained)
+    return model
+
+
+def set_ska_backend(model: nn.Module, backend: str) -> nn.Module:
+    """Make every SKA in ``model`` use ``backend`` (``auto``, ``reference``, ``torch``, ``triton``)."""
+    for m in model.modules():
+        if isinstance(m, SKA):
+            m.backend = backend
+    return model

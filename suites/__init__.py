@@ -1,0 +1,1 @@
+"""Benchmark suites and their shared machinery (zoo, cells, devices, timing, rows)."""
