@@ -1,0 +1,48 @@
+"""Shared test fixtures: the test data folder and the deterministic parameter rule of the reference logits."""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+DATA = Path(__file__).parent / "data"
+
+
+def deterministic_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The rule behind reference_logits_lsnet_t.pt (shared/lsnet/README.md), in float64."""
+    out = {}
+    for k, v in sorted(model.state_dict().items()):
+        if not v.is_floating_point():
+            out[k] = v
+            continue
+        g = torch.Generator().manual_seed(zlib.crc32(k.encode()))
+        r = torch.randn(v.shape, generator=g, dtype=torch.float64)
+        if k.endswith("running_var"):
+            out[k] = 0.5 + torch.rand(v.shape, generator=g, dtype=torch.float64)
+        elif k.endswith(("running_mean", "bias")):
+            out[k] = 0.01 * r
+        elif "attention_biases" in k:
+            out[k] = 0.5 * r
+        elif v.dim() == 1:
+            out[k] = 0.7 + 0.05 * r
+        else:
+            out[k] = r / r[0].numel() ** 0.5
+    return out
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def deterministic():
+    """Load the deterministic parameters into a model (made float64) and return it in eval mode."""
+    def apply(model: nn.Module) -> nn.Module:
+        model = model.double()
+        model.load_state_dict(deterministic_state(model))
+        return model.eval()
+    return apply
