@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsnet.layers import BN_Linear, Conv2d_BN, RepVGGDW, Residual, SqueezeExcite, _bn_scale_shift
+from lsnet.layers import FFN, BN_Linear, Conv2d_BN, RepVGGDW, Residual, SqueezeExcite, _bn_scale_shift  # noqa: F401 (FFN re-exported)
 from lsnet.ops import ska, ska_bn_add
 
 
@@ -122,19 +122,6 @@ class Attention(nn.Module):
         return self.proj((v @ attn.transpose(-2, -1)).reshape(b, -1, h, w))
 
 
-class FFN(nn.Module):
-    """Pointwise feed-forward: Conv2d_BN -> ReLU -> Conv2d_BN (second BN initialised to 0)."""
-
-    def __init__(self, ed: int, h: int):
-        super().__init__()
-        self.pw1 = Conv2d_BN(ed, h)
-        self.act = nn.ReLU()
-        self.pw2 = Conv2d_BN(h, ed, bn_weight_init=0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pw2(self.act(self.pw1(x)))
-
-
 # A mixer factory builds the odd-block token mixer: (dim, heads, resolution, stage, drop) -> module.
 MixerFactory = Callable[[int, int, int, int, float], nn.Module]
 
@@ -224,7 +211,7 @@ CONFIGS = {
     "lsnet_s": LSNetConfig((96, 192, 320, 448), (1, 2, 8, 10)),
     "lsnet_b": LSNetConfig((128, 256, 384, 512), (4, 6, 8, 10)),
 }
-MODEL_NAMES = tuple(n + s for n in CONFIGS for s in ("", "_distill"))
+MODEL_NAMES = tuple(n + s for s in ("", "_distill") for n in CONFIGS)
 
 
 def list_models() -> list[str]:
