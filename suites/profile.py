@@ -1,0 +1,138 @@
+"""Profile suite: a torch.profiler trace (TensorBoard via torch-tb-profiler: ``tensorboard --logdir
+OUT/profile``) and a per-operator table whose time shares are grouped by kind: conv, SKA,
+attention, norm, elementwise, other.
+
+Each operator's *self* time is charged to the kind of the outermost operator it runs under (the
+call the model made), so the aten ops inside ``lsnet::ska_bn_add`` count as SKA and the kernels
+of ``aten::conv2d`` as conv. On CUDA, device (kernel) time is used; on CPU, CPU time.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.profiler import ProfilerActivity, schedule, tensorboard_trace_handler
+
+from suites import runtime
+from suites.cell import Cell
+from suites.counting import count_params
+from suites.devices import is_cuda
+
+KINDS = ("conv", "ska", "attention", "norm", "elementwise", "other")
+WAIT, WARMUP, ACTIVE = 1, 2, 5
+
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ska", re.compile(r"lsnet::ska")),
+    ("conv", re.compile(r"conv|mkldnn_convolution|cudnn_convolution|thnn_conv|slow_conv")),
+    ("attention", re.compile(r"scaled_dot_product|_flash_attention|_efficient_attention|::bmm\b|::baddbmm\b|"
+                             r"::matmul\b|::softmax\b|::_softmax\b|::einsum\b")),
+    ("norm", re.compile(r"batch_norm|layer_norm|group_norm|instance_norm|rms_norm|::norm\b")),
+    ("elementwise", re.compile(r"::(add|add_|sub|sub_|mul|mul_|div|div_|addcmul|addcmul_|relu|relu_|gelu|silu|"
+                               r"silu_|sigmoid|sigmoid_|hardswish|hardswish_|hardsigmoid|hardsigmoid_|tanh|clamp|"
+                               r"clamp_|clamp_min|exp|neg|pow|sqrt|rsqrt|where|copy_|to|_to_copy|fill_|zero_|"
+                               r"threshold|leaky_relu|mean|sum|adaptive_avg_pool2d|_adaptive_avg_pool2d)\b")),
+)
+
+
+def op_kind(name: str) -> str:
+    """The kind of one operator name (``aten::conv2d`` -> conv, ``lsnet::ska_bn_add`` -> ska, ...)."""
+    for kind, pattern in _RULES:
+        if pattern.search(name):
+            return kind
+    return "other"
+
+
+def _is_op(name: str) -> bool:
+    return "::" in name
+
+
+def _outermost_op(event: Any) -> Any:
+    top, node = (event if _is_op(event.name) else None), event.cpu_parent
+    while node is not None:
+        if _is_op(node.name):
+            top = node
+        node = node.cpu_parent
+    return top
+
+
+def _self_time_us(event: Any, device: bool) -> float:
+    if device:
+        for attr in ("self_device_time_total", "self_cuda_time_total"):
+            if hasattr(event, attr):
+                return float(getattr(event, attr))
+        return 0.0
+    return float(event.self_cpu_time_total)
+
+
+def operator_tables(events: list[Any], device: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per-operator rows, per-kind rows) from profiler function events, each with time and share."""
+    per_op: dict[tuple[str, str], dict[str, Any]] = {}
+    for ev in events:
+        top = _outermost_op(ev)
+        if top is None:
+            continue
+        kind = op_kind(top.name)
+        t = _self_time_us(ev, device)
+        row = per_op.setdefault((ev.name, kind), {"op": ev.name, "kind": kind, "calls": 0, "self_time_us": 0.0})
+        row["calls"] += 1
+        row["self_time_us"] += t
+    total = sum(r["self_time_us"] for r in per_op.values()) or 1.0
+    ops = sorted(per_op.values(), key=lambda r: -r["self_time_us"])
+    for r in ops:
+        r["share"] = r["self_time_us"] / total
+    kinds: dict[str, dict[str, Any]] = {k: {"kind": k, "calls": 0, "self_time_us": 0.0} for k in KINDS}
+    for r in ops:
+        kinds[r["kind"]]["calls"] += r["calls"]
+        kinds[r["kind"]]["self_time_us"] += r["self_time_us"]
+    kind_rows = list(kinds.values())
+    for r in kind_rows:
+        r["share"] = r["self_time_us"] / total
+    return ops, kind_rows
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["op", "kind", "calls", "self_time_us", "share"])
+        w.writeheader()
+        w.writerows(rows)
+
+
+def cell_label(cell: Cell) -> str:
+    parts = [cell.model, cell.device.replace(":", ""), cell.dtype, f"bs{cell.batch_size}", f"r{cell.resolution}"]
+    parts += [flag for flag, on in (("cl", cell.channels_last), ("compile", cell.compile),
+                                    ("graphs", cell.cuda_graphs), ("unfused", not cell.fused)) if on]
+    return "_".join(parts)
+
+
+def run(cell: Cell) -> dict[str, Any]:
+    out_root = Path(cell.options.get("run_dir") or ".") / "profile"
+    label = cell_label(cell)
+    trace_dir = out_root / label
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    on_gpu = is_cuda(cell.device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    with runtime.inference_context(cell):
+        prep = runtime.prepare(cell)
+        prep.step()  # first call (compile / capture) outside the profile
+        with torch.profiler.profile(activities=activities, schedule=schedule(wait=WAIT, warmup=WARMUP, active=ACTIVE),
+                                    on_trace_ready=tensorboard_trace_handler(str(trace_dir), worker_name=label),
+                                    record_shapes=False) as prof:
+            for _ in range(WAIT + WARMUP + ACTIVE):
+                prep.step()
+                if on_gpu:
+                    torch.cuda.synchronize(torch.device(cell.device))
+                prof.step()
+    ops, kinds = operator_tables(list(prof.events()), device=on_gpu)
+    _write_csv(out_root / f"{label}_ops.csv", ops)
+    _write_csv(out_root / f"{label}_kinds.csv", kinds)
+    traces = sorted(p.name for p in trace_dir.glob("*.pt.trace.json*"))
+    return {"params_m": count_params(prep.model) / 1e6, "threads": prep.threads,
+            "extra": {"trace_dir": str(trace_dir), "traces": traces, "profiled_steps": ACTIVE,
+                      "time_basis": "device" if on_gpu else "cpu",
+                      "kinds": {r["kind"]: {"share": r["share"], "self_time_us": r["self_time_us"], "calls": r["calls"]}
+                                for r in kinds},
+                      "top_ops": ops[:25]}}

@@ -1,0 +1,52 @@
+"""Throughput suite: images/s at one batch size, from rounds of back-to-back forwards with one
+synchronisation per round; on CUDA, energy per image from NVML power samples over the timed rounds."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from suites import runtime, timing
+from suites.cell import Cell
+from suites.counting import count_params
+from suites.devices import is_cuda
+from suites.telemetry import PowerSampler
+
+
+def run(cell: Cell) -> dict[str, Any]:
+    timer = timing.timer_for(cell.device)
+    sampler = PowerSampler(int(cell.device.split(":")[1])) if is_cuda(cell.device) else None
+    with runtime.inference_context(cell):
+        prep = runtime.prepare(cell)
+        if sampler is not None and sampler.available:
+            with sampler:
+                t0 = time.perf_counter()
+                rounds, per_round = timing.measure_rounds(prep.step, timer, warmup=cell.warmup,
+                                                          min_time=cell.min_time, min_rounds=5)
+                t1 = time.perf_counter()
+        else:
+            rounds, per_round = timing.measure_rounds(prep.step, timer, warmup=cell.warmup,
+                                                      min_time=cell.min_time, min_rounds=5)
+    ms_per_batch = statistics.median(rounds)
+    out: dict[str, Any] = {"throughput_img_s": cell.batch_size * 1000.0 / ms_per_batch, "threads": prep.threads,
+                           "params_m": count_params(prep.model) / 1e6, "n_samples": len(rounds), "samples": rounds,
+                           "extra": {"calls_per_round": per_round, "ms_per_batch_median": ms_per_batch}}
+    if sampler is not None and sampler.available:
+        out.update(energy_fields(sampler, rounds, per_round, cell.batch_size, t0, t1))
+    return out
+
+
+def energy_fields(sampler: PowerSampler, rounds_ms: list[float], per_round: int, batch_size: int,
+                  t_start: float, t_end: float) -> dict[str, Any]:
+    """energy_j_per_img over the timed rounds (the last ``sum(rounds)`` ms of the window)."""
+    timed_s = sum(rounds_ms) * per_round / 1000.0
+    start = max(t_start, t_end - timed_s)
+    joules = sampler.energy(start, t_end)
+    images = len(rounds_ms) * per_round * batch_size
+    if joules is None or images == 0:
+        return {}
+    powers = [p for t, p in sampler.samples if start <= t <= t_end]
+    return {"energy_j_per_img": joules / images,
+            "extra": {"calls_per_round": per_round, "ms_per_batch_median": statistics.median(rounds_ms),
+                      "energy_j": joules, "power_w_mean": statistics.fmean(powers) if powers else None,
+                      "power_samples": len(powers)}}
