@@ -103,25 +103,57 @@ class SqueezeExcite(nn.Module):
 
 
 class RepVGGDW(nn.Module):
-    """LSNet's re-parameterisable depthwise block: ``conv3x3_bn(x) + conv1x1_bn(x) + x``."""
+    """Re-parameterisable depthwise block: ``conv_kxk_bn(x) + conv1x1(x) + x``, optionally then a BN.
 
-    def __init__(self, ed: int):
+    ``post_bn=False`` is LSNet's form (``conv1`` is a Conv2d_BN, no trailing BN). ``post_bn=True`` is
+    RepViT's (``conv1`` is a biased depthwise Conv2d and ``bn`` normalises the sum). Both fuse into
+    one depthwise ``kernel_size`` conv.
+    """
+
+    def __init__(self, ed: int, kernel_size: int = 3, post_bn: bool = False):
         super().__init__()
-        self.conv = Conv2d_BN(ed, ed, 3, 1, 1, groups=ed)
-        self.conv1 = Conv2d_BN(ed, ed, 1, 1, 0, groups=ed)
-        self.dim = ed
+        self.conv = Conv2d_BN(ed, ed, kernel_size, 1, kernel_size // 2, groups=ed)
+        if post_bn:
+            self.conv1 = nn.Conv2d(ed, ed, 1, 1, 0, groups=ed)
+            self.bn = nn.BatchNorm2d(ed)
+        else:
+            self.conv1 = Conv2d_BN(ed, ed, 1, 1, 0, groups=ed)
+        self.dim, self.post_bn = ed, post_bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) + self.conv1(x) + x
+        y = self.conv(x) + self.conv1(x) + x
+        return self.bn(y) if self.post_bn else y
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
-        conv, conv1 = self.conv.fuse(), self.conv1.fuse()
+        conv = self.conv.fuse()
+        conv1 = self.conv1.fuse() if isinstance(self.conv1, Conv2d_BN) else self.conv1
+        k = conv.kernel_size[0] // 2
         identity = torch.zeros_like(conv.weight)
-        identity[:, 0, 1, 1] = 1
-        conv.weight.add_(F.pad(conv1.weight, [1, 1, 1, 1]) + identity)
+        identity[:, 0, k, k] = 1
+        conv.weight.add_(F.pad(conv1.weight, [k, k, k, k]) + identity)
         conv.bias.add_(conv1.bias)
+        if self.post_bn:
+            scale, shift = _bn_scale_shift(self.bn)
+            conv.weight.mul_(scale[:, None, None, None])
+            conv.bias.mul_(scale).add_(shift)
         return conv
+
+
+class FFN(nn.Module):
+    """Pointwise feed-forward: Conv2d_BN -> act -> Conv2d_BN (second BN initialised to 0).
+
+    LSNet and EfficientViT use ReLU (the default), RepViT uses GELU. Wrap in :class:`Residual`.
+    """
+
+    def __init__(self, ed: int, h: int, act_layer: type[nn.Module] = nn.ReLU):
+        super().__init__()
+        self.pw1 = Conv2d_BN(ed, h)
+        self.act = act_layer()
+        self.pw2 = Conv2d_BN(h, ed, bn_weight_init=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw2(self.act(self.pw1(x)))
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:

@@ -1,0 +1,54 @@
+"""Small helpers shared by the baseline families (the layers themselves live in ``lsnet.layers``)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lsnet.layers import BN_Linear
+
+
+def stride2(r: int, times: int = 1) -> int:
+    """Output size after ``times`` 3x3 (or KxK, pad K//2) stride-2 convs on an ``r`` x ``r`` map."""
+    for _ in range(times):
+        r = (r - 1) // 2 + 1
+    return r
+
+
+class DistillHead(nn.Module):
+    """``head`` (+ DeiT-style ``head_dist``) BN_Linear classifier.
+
+    With distillation: training returns the pair, eval their mean. ``fuse()`` folds both BNs and
+    averages the two linears into one (exact in eval mode).
+    """
+
+    def __init__(self, dim: int, num_classes: int, distillation: bool = True):
+        super().__init__()
+        self.head = BN_Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.distillation = distillation
+        if distillation:
+            self.head_dist = BN_Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if not self.distillation:
+            return self.head(x)
+        out = self.head(x), self.head_dist(x)
+        return out if self.training else (out[0] + out[1]) / 2
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Module:
+        if isinstance(self.head, nn.Identity):
+            return self.head
+        head = self.head.fuse()
+        if self.distillation:
+            dist = self.head_dist.fuse()
+            head.weight.add_(dist.weight).mul_(0.5)
+            head.bias.add_(dist.bias).mul_(0.5)
+        return head
+
+
+def load_pretrained(model: nn.Module, pretrained: str | None) -> nn.Module:
+    """Load a local checkpoint (nothing is downloaded) if ``pretrained`` names one."""
+    if pretrained:
+        from lsnet.checkpoint import load_checkpoint
+        load_checkpoint(model, pretrained)
+    return model
