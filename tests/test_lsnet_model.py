@@ -97,10 +97,10 @@ def test_training_backward_and_stochastic_depth(deterministic):
 @pytest.mark.parametrize("size", [96, 160, 256])
 def test_other_input_sizes(size):
     model = lsnet.create_model("lsnet_t", num_classes=5, img_size=size).eval()
-    n = ((((size - 1) // 2 + 1 - 1) // 2 + 1 - 1) // 2 + 1)
-    for _ in range(3):
+    n = size
+    for _ in range(6):  # stride-8 stem, then three downsamples
         n = (n - 1) // 2 + 1
-    assert model.blocks4[2].mixer.m.attention_bias_idxs.shape == (n * n, n * n)
+    assert model.blocks4[3].mixer.m.attention_bias_idxs.shape == (n * n, n * n)
     with torch.no_grad():
         assert model(torch.randn(1, 3, size, size)).shape == (1, 5)
 
