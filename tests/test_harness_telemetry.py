@@ -1,0 +1,59 @@
+"""NVML telemetry without a GPU: energy integration, the sampling thread, absent pynvml."""
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from suites import telemetry
+from suites.throughput import energy_fields
+
+
+def test_integrate_constant_power():
+    samples = [(t / 10, 100.0) for t in range(0, 21)]
+    assert telemetry.integrate_energy(samples, 0.5, 1.5) == pytest.approx(100.0)
+
+
+def test_integrate_ramp_and_clipping():
+    samples = [(0.0, 0.0), (1.0, 100.0), (2.0, 100.0)]
+    assert telemetry.integrate_energy(samples, 0.0, 2.0) == pytest.approx(50.0 + 100.0)
+    assert telemetry.integrate_energy(samples, 0.5, 1.0) == pytest.approx((50 + 100) / 2 * 0.5)
+    assert telemetry.integrate_energy(samples, 2.0, 3.0) == pytest.approx(100.0)  # held after the last sample
+    assert telemetry.integrate_energy([], 0.0, 1.0) is None
+
+
+def test_power_sampler_thread_with_injected_reader():
+    with telemetry.PowerSampler(interval=0.005, read_power=lambda: 50.0) as s:
+        t0 = time.perf_counter()
+        time.sleep(0.1)
+        t1 = time.perf_counter()
+    assert len(s.samples) >= 5
+    assert s.energy(t0, t1) == pytest.approx(50.0 * (t1 - t0), rel=1e-6)
+    out = energy_fields(s, [10.0] * 5, 2, 4, t0, t1)           # 5 rounds x 2 calls x 4 images in 0.1 s
+    assert out["energy_j_per_img"] == pytest.approx(50.0 * 0.1 / 40, rel=0.05)
+
+
+def test_without_pynvml_everything_degrades(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)          # import pynvml -> ImportError
+    assert telemetry.gpu_info(0) == {}
+    assert telemetry.driver_version() is None
+    s = telemetry.PowerSampler(0)
+    assert not s.available
+    with s:
+        pass
+    assert s.energy(0.0, 1.0) is None
+
+
+def test_nvml_without_driver(monkeypatch):
+    class FakeNvml:
+        class NVMLError(Exception):
+            pass
+
+        @staticmethod
+        def nvmlInit():
+            raise FakeNvml.NVMLError("Driver Not Loaded")
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml)
+    assert telemetry.gpu_info(0) == {}
+    assert not telemetry.PowerSampler(0).available
