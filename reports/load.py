@@ -1,0 +1,122 @@
+"""Reading results folders (results.csv / results.json / env.json) into one table of rows."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from suites.cell import ROW_COLUMNS
+
+NUMERIC = ("batch_size", "resolution", "threads", "params_m", "gmacs", "latency_ms_p50", "latency_ms_p90",
+           "latency_ms_p99", "latency_ms_mean", "latency_ms_std", "n_samples", "throughput_img_s", "peak_mem_mb",
+           "energy_j_per_img", "top1")
+
+
+class ResultsError(ValueError):
+    """A results folder that is missing or cannot be read."""
+
+
+@dataclass
+class Run:
+    """One results folder: its rows (ROW_COLUMNS + ``extra`` dicts + ``run_dir``), env.json and command."""
+    path: Path
+    rows: pd.DataFrame
+    env: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def command(self) -> str | None:
+        """The exact command line, from env.json (``command``, ``command_line``, ``cmd`` or ``argv``)."""
+        for key in ("command", "command_line", "cmdline", "cmd", "argv"):
+            v = self.env.get(key)
+            if isinstance(v, list | tuple):
+                return shlex.join(map(str, v))
+            if v:
+                return str(v)
+        return None
+
+    @property
+    def run_id(self) -> str:
+        ids = self.rows["run_id"].dropna().astype(str).unique() if len(self.rows) else []
+        return ids[0] if len(ids) else self.path.name
+
+
+def _json_rows(obj: Any) -> list[dict[str, Any]] | None:
+    if isinstance(obj, dict):
+        for key in ("rows", "results"):
+            if isinstance(obj.get(key), list):
+                return obj[key]
+        return None
+    return obj if isinstance(obj, list) else None
+
+
+def _clean_extra(v: Any) -> dict[str, Any]:
+    if isinstance(v, dict):
+        return v
+    if isinstance(v, str) and v.strip().startswith("{"):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return {}
+    return {}
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Read a results folder. results.json rows (with ``extra``) are preferred; results.csv is the fallback."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ResultsError(f"results folder {path}: no such directory (expected results.csv/results.json from a run)")
+    rows: list[dict[str, Any]] | None = None
+    jpath, cpath = path / "results.json", path / "results.csv"
+    if jpath.is_file():
+        try:
+            rows = _json_rows(json.loads(jpath.read_text(encoding="utf-8")))
+        except ValueError as e:
+            if not cpath.is_file():
+                raise ResultsError(f"{jpath}: not valid JSON ({e}) and no results.csv to fall back on") from None
+    if rows is not None:
+        df = pd.DataFrame([{k: v for k, v in r.items() if k != "samples"} for r in rows if isinstance(r, dict)])
+    elif cpath.is_file():
+        df = pd.read_csv(cpath)
+    else:
+        raise ResultsError(f"results folder {path} has neither results.json nor results.csv; "
+                           "pass the folder a run wrote (e.g. results/<run_id>)")
+    for col in ROW_COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    df["extra"] = [_clean_extra(v) for v in df["extra"]] if "extra" in df.columns else [{} for _ in range(len(df))]
+    for col in NUMERIC:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in ("model", "family", "device", "device_name", "dtype", "top1_source", "status", "suite", "run_id"):
+        df[col] = df[col].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    df["status"] = df["status"].fillna("ok")
+    df["dtype"] = df["dtype"].fillna("float32")
+    df["run_dir"] = str(path)
+    env: dict[str, Any] = {}
+    if (path / "env.json").is_file():
+        try:
+            env = json.loads((path / "env.json").read_text(encoding="utf-8"))
+        except ValueError as e:
+            env = {"error": f"env.json is not valid JSON: {e}"}
+    return Run(path=path, rows=df, env=env if isinstance(env, dict) else {"env": env})
+
+
+def combine(runs: list[Run]) -> pd.DataFrame:
+    """All rows of ``runs`` with a ``panel_device`` label; a device name seen in several runs gets the run id."""
+    frames = []
+    for run in runs:
+        df = run.rows.copy()
+        df["run_label"] = run.run_id
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=[*ROW_COLUMNS, "extra", "run_dir", "run_label", "panel_device"])
+    df = pd.concat(frames, ignore_index=True)
+    name = df["device_name"].where(df["device_name"].notna(), df["device"]).fillna("unknown device")
+    runs_per_name = df.groupby(name)["run_label"].nunique()
+    df["panel_device"] = [f"{n} [{r}]" if runs_per_name[n] > 1 else n for n, r in zip(name, df["run_label"])]
+    return df

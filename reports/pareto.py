@@ -1,0 +1,54 @@
+"""Pareto fronts over any number of objectives, each minimised or maximised.
+
+A point dominates another when it is at least as good in every objective and strictly better in
+one. Points that tie exactly are all on the front (neither dominates). A point with a missing
+(NaN/None) objective is never on the front and never dominates another.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+SENSES = ("min", "max")
+
+
+def _signed(df: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarray:
+    """Objective values as a float matrix where smaller is always better."""
+    if not objectives:
+        raise ValueError("pareto needs at least one objective, e.g. {'top1': 'max', 'latency_ms_p50': 'min'}")
+    cols = []
+    for col, sense in objectives.items():
+        if sense not in SENSES:
+            raise ValueError(f"objective {col!r}: sense must be 'min' or 'max', got {sense!r}")
+        if col not in df.columns:
+            raise KeyError(f"objective column {col!r} not in the table (columns: {', '.join(map(str, df.columns))})")
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        cols.append(-v if sense == "max" else v)
+    return np.stack(cols, axis=1)
+
+
+def pareto_mask(df: pd.DataFrame, objectives: Mapping[str, str]) -> pd.Series:
+    """Boolean Series (index of ``df``): True where the row is Pareto-optimal for ``objectives``.
+
+    ``objectives`` maps a column to ``"min"`` or ``"max"``, e.g. ``{"top1": "max", "latency_ms_p50": "min"}``.
+    """
+    x = _signed(df, objectives)
+    valid = ~np.isnan(x).any(axis=1)
+    pts = x[valid]
+    # dominated[i]: some j is <= in all objectives and < in at least one
+    le = (pts[None, :, :] <= pts[:, None, :]).all(axis=2)
+    lt = (pts[None, :, :] < pts[:, None, :]).any(axis=2)
+    dominated = (le & lt).any(axis=1)
+    mask = np.zeros(len(df), dtype=bool)
+    mask[np.flatnonzero(valid)] = ~dominated
+    return pd.Series(mask, index=df.index, name="pareto")
+
+
+def pareto_front(df: pd.DataFrame, objectives: Mapping[str, str], sort_by: str | Sequence[str] | None = None
+                 ) -> pd.DataFrame:
+    """The Pareto-optimal rows of ``df``, sorted by ``sort_by`` (default: the first objective)."""
+    front = df[pareto_mask(df, objectives)]
+    by = sort_by if sort_by is not None else next(iter(objectives))
+    return front.sort_values(by, kind="stable")

@@ -1,0 +1,140 @@
+"""Report generation from canned results: tables, Pareto plots, merging folders, the CLI, published data."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import reports
+from reports import published, tables
+from reports.__main__ import main as cli
+from reports.load import ResultsError, combine, load_run
+
+CANNED = Path(__file__).parent / "data" / "canned_run"
+SHARED_PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "published.csv"
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "canned-cpu"
+    shutil.copytree(CANNED, d)
+    return d
+
+
+def _as_json_run(src: Path, dst: Path, device_name: str, run_id: str) -> Path:
+    """A results.json copy of the canned rows on another device, plus profile rows with op shares."""
+    dst.mkdir(parents=True)
+    rows = list(csv.DictReader((src / "results.csv").open()))
+    for r in rows:
+        r.update(device_name=device_name, run_id=run_id, device="cuda")
+    shares = {"lsnet_t": {"conv": 0.4, "ska": 0.25, "attention": 0.15, "norm": 0.05, "elementwise": 0.1, "other": 0.05},
+              "repvit_m0_9": {"conv": 70, "norm": 10, "elementwise": 15, "other": 5, "bogus": "n/a"}}  # percent
+    for m, s in shares.items():
+        rows.append({**rows[0], "suite": "profile", "model": m, "batch_size": "8", "latency_ms_p50": "",
+                     "params_m": "", "gmacs": "", "extra": {"op_share": s}})
+    rows.append({**rows[0], "suite": "profile", "model": "lsnet_s", "extra": {"op_share": "garbage"}})
+    (dst / "results.json").write_text(json.dumps({"rows": rows, "samples": {}}))
+    (dst / "env.json").write_text(json.dumps({"argv": ["run_bench.py", "--device", "cuda"], "gpu": device_name}))
+    return dst
+
+
+def test_tables_follow_the_stated_rules(run_dir):
+    df = combine([load_run(run_dir)])
+    perf = tables.performance(df).set_index("model")
+    t = perf.loc["lsnet_t"]
+    assert t["latency_ms_p50_batch"] == 1 and t["latency_ms_p50"] == pytest.approx(9.8)
+    assert t["throughput_img_s_batch"] == 32  # best over batch sizes
+    assert t["params_m"] == pytest.approx(11.41) and t["gmacs"] == pytest.approx(0.316)
+    assert "lsnet_b" in perf.index  # its oom row does not hide its ok rows
+    acc = tables.accuracy(df)
+    srcs = acc.groupby("model")["top1_source"].apply(set).to_dict()
+    assert srcs["lsnet_t"] == {"published:imagenet-1k", "proxy:v1-seed0-300steps"}
+    # published figures come from the data file for models without a published row, labelled as such
+    b = acc[(acc["model"] == "lsnet_b")].iloc[0]
+    assert (b["top1_source"], b["top1"]) == ("published:imagenet-1k", 80.3) and "data file" in b["detail"]
+    assert "lsnet_t_mixer_dwconv" not in set(acc.loc[acc["top1_source"].str.startswith("published"), "model"])
+    summ = tables.summary(df, acc)
+    assert {"top1 [published:imagenet-1k]", "top1 [proxy:v1-seed0-300steps]"} <= set(summ.columns)
+    assert tables.failures(df)["status"].tolist() == ["oom"]
+
+
+def test_render_single_folder(run_dir):
+    out = reports.render(run_dir)
+    assert out == run_dir / "report.html"
+    text = out.read_text()
+    assert text.count("<svg") >= 8  # 4 Pareto plots x 2 sources, plus batch-size plots
+    for needle in ("Canned CPU (2 cores)", "lsnet_t_mixer_dwconv", "proxy:v1-seed0-300steps", "published:imagenet-1k",
+                   "Throughput vs batch size", "Peak memory vs batch size", "CUDA out of memory (canned)",
+                   "lsnet-bench --suite latency,throughput,memory,flops,accuracy"):
+        assert needle in text, needle
+    # Pareto-optimal models are marked (text stays text in the SVG); a dominated one is not
+    proxy = text[text.index("Top-1 source: <code>proxy"):text.index("Top-1 source: <code>published")]
+    assert "lsnet_t *" in proxy and "lsnet_t_mixer_dwconv *" in proxy and "repvit_m0_9 *" not in proxy
+    _assert_self_contained(text)
+
+
+def _assert_self_contained(text: str) -> None:
+    assert "<script" not in text and "<link" not in text and "<img" not in text
+    assert not re.search(r"""(src|href)\s*=\s*["'](https?:|//|file:)""", text)
+    assert "url(http" not in text and "@import" not in text
+
+
+def test_merge_folders_across_devices(run_dir, tmp_path):
+    gpu = _as_json_run(CANNED, tmp_path / "gpu", "Canned GPU", "canned-gpu")
+    out = reports.render_many([run_dir, gpu], tmp_path / "merged" / "all.html")
+    text = out.read_text()
+    assert "<h3>Canned CPU (2 cores)</h3>" in text and "<h3>Canned GPU</h3>" in text
+    assert "Canned GPU · float32" in text and "run_bench.py --device cuda" in text
+    assert "Per-operator" in text and "share of operator time" in text
+    shares = tables.op_shares(combine([load_run(gpu)]))
+    per_model = shares.groupby("model")["share"].sum()
+    assert per_model.to_dict() == pytest.approx({"lsnet_t": 1.0, "repvit_m0_9": 1.0})  # percent normalised
+    assert "bogus" not in set(shares["kind"]) and "lsnet_s" not in set(shares["model"])
+    _assert_self_contained(text)
+
+
+def test_same_device_in_two_runs_is_told_apart(run_dir, tmp_path):
+    other = _as_json_run(CANNED, tmp_path / "again", "Canned CPU (2 cores)", "canned-again")
+    df = combine([load_run(run_dir), load_run(other)])
+    assert set(df["panel_device"]) == {"Canned CPU (2 cores) [canned-cpu]", "Canned CPU (2 cores) [canned-again]"}
+
+
+def test_csv_only_folder_and_accuracy_only_run(tmp_path):
+    d = tmp_path / "acc"
+    d.mkdir()
+    pd.DataFrame([{"run_id": "a", "suite": "accuracy", "model": "lsnet_t", "top1": 50.0, "top1_source": "proxy:x",
+                   "status": "ok"}]).to_csv(d / "results.csv", index=False)
+    text = reports.render(d).read_text()
+    assert "(no device measurements)" in text and "proxy:x" in text and "(not recorded in env.json)" in text
+
+
+def test_cli(run_dir, tmp_path, capsys):
+    assert cli([str(run_dir), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    assert cli([str(tmp_path / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResultsError, match="neither results.json nor results.csv"):
+        load_run(tmp_path / "empty")
+
+
+def test_published_rule_and_data_file():
+    assert published.lookup("lsnet_t").top1 == 74.9 and published.lookup("lsnet_t").tag == "in1k"
+    assert published.lookup("lsnet_t_distill").top1 == 76.1
+    assert published.lookup("fastvit_t12").tag == "apple_in1k"  # non-distilled preferred
+    r = published.lookup("repvit_m1_1")  # only distilled tags: the 300-epoch schedule
+    assert (r.tag, r.top1) == ("dist_300e_in1k", 80.826) and "dist_300e_in1k" in r.cited
+    assert published.lookup("repvit_m1_1", tag="dist_450e_in1k").top1 == 81.314
+    assert published.lookup("fastvit_t12_distill").tag == "apple_dist_in1k"
+    assert published.lookup("efficientvit_m4_distill") is None  # never the non-distilled figure
+    assert published.lookup("lsnet_t_mixer_dwconv") is None
+    with pytest.raises(ValueError, match="tags: in1k"):
+        published.lookup("lsnet_t", tag="nope")
+    if SHARED_PUBLISHED.is_file():  # the project copy stays equal to the shared reference
+        pkg = Path(published.__file__).parent / published.DATA_FILE
+        assert pkg.read_text() == SHARED_PUBLISHED.read_text()
