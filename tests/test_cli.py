@@ -1,0 +1,128 @@
+"""run_bench end to end on CPU at small sizes, and every bad-input case (exit 2, one line)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_bench
+from suites.cell import ROW_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--models", "lsnet_t", "--resolution", "64", "--warmup", "0", "--min-time", "0", "--min-samples", "3",
+        "--no-progress", "--no-report"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--suite", "speed"], "unknown suite 'speed'; choose from latency"),
+    (["--models", "resnet9000"], "unknown model 'resnet9000'"),
+    (["--dtype", "float8"], "unknown dtype 'float8'; choose from float32, float16, bfloat16, amp"),
+    (["--device", "cuda:7"], "device 'cuda:7' is not available"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--batch-sizes", "0"], "batch size 0 must be a positive integer"),
+    (["--batch-sizes", "-4"], "batch size -4 must be a positive integer"),
+    (["--batch-sizes", "two"], "batch size 'two' is not an integer"),
+    (["--threads", "0"], "--threads must be > 0"),
+    (["--resolution", "-1"], "--resolution must be > 0"),
+    (["--cuda-graphs", "--device", "cpu"], "--cuda-graphs needs a CUDA device"),
+    (["--no-such-flag"], "unrecognized arguments"),
+])
+def test_bad_input_exits_2_with_one_line(argv, needle, capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run_bench.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
+
+
+def test_cuda_on_cpu_only_machine_subprocess():
+    proc = subprocess.run([sys.executable, "run_bench.py", "--device", "cuda", "--no-progress"], cwd=ROOT,
+                          capture_output=True, text=True, env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "device 'cuda' is not available" in lines[0] and "visible devices: cpu" in lines[0]
+
+
+def test_list_and_help(capsys):
+    assert run_bench.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "lsnet_t" in out and "latency" in out and "cpu" in out
+    help_text = run_bench.build_parser().format_help()
+    for flag in ("--suite", "--device", "--models", "--batch-sizes", "--dtype", "--channels-last", "--compile",
+                 "--cuda-graphs", "--no-fuse", "--threads", "--resolution", "--warmup", "--min-time", "--out", "--list"):
+        assert flag in help_text
+
+
+def _rows(out: Path) -> list[dict]:
+    return json.loads((out / "results.json").read_text())["rows"]
+
+
+def test_cli_every_cpu_suite_end_to_end(tmp_path):
+    """One subprocess run of latency, throughput, flops and profile through the real CLI."""
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "run_bench.py", "--suite", "latency,throughput,flops,profile",
+                           "--batch-sizes", "1", "--threads", "2", "--out", str(out), *FAST],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "latency" in proc.stdout and "lsnet_t" in proc.stdout           # the summary table
+    rows = {r["suite"]: r for r in _rows(out)}
+    assert set(rows) == {"latency", "throughput", "flops", "profile"}
+    assert all(r["status"] == "ok" and r["threads"] == 2 for r in rows.values()), rows
+    lat = rows["latency"]
+    assert lat["n_samples"] >= 3 and len(lat["samples"]) == lat["n_samples"]
+    assert 0 < lat["latency_ms_p50"] <= lat["latency_ms_p90"] <= lat["latency_ms_p99"]
+    assert rows["throughput"]["throughput_img_s"] > 0
+    assert rows["flops"]["gmacs"] == pytest.approx(316_298_816 * (64 / 224) ** 2 / 1e9, rel=0.1)
+    assert rows["flops"]["extra"]["macs_flop_counter"] > 0
+    kinds = rows["profile"]["extra"]["kinds"]
+    assert set(kinds) == {"conv", "ska", "attention", "norm", "elementwise", "other"}
+    assert sum(k["share"] for k in kinds.values()) == pytest.approx(1.0) and kinds["ska"]["self_time_us"] > 0
+    assert list((out / "profile").glob("*/*.pt.trace.json*")) and list((out / "profile").glob("*_kinds.csv"))
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert tuple(header) == ROW_COLUMNS
+    env = json.loads((out / "env.json").read_text())
+    for key in ("git_revision", "python", "torch", "cpu_model", "threads", "command_line", "start_time", "end_time"):
+        assert key in env
+    assert env["end_time"] and "--suite" in env["command_line"]
+
+
+def test_failing_cell_next_to_a_good_one(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = run_bench.main(["--suite", "latency", "--batch-sizes", "1,100000", "--out", str(out),
+                           *[a if a != "64" else "224" for a in FAST]])
+    assert code == 0
+    rows = _rows(out)
+    assert [r["batch_size"] for r in rows] == [1, 100000]
+    assert rows[0]["status"] == "ok" and rows[0]["error"] is None
+    assert rows[1]["status"] in ("oom", "error") and rows[1]["error"]
+    assert len((out / "results.csv").read_text().splitlines()) == 3
+
+
+def test_memory_suite_in_worker_process(tmp_path):
+    out = tmp_path / "run"
+    assert run_bench.main(["--suite", "memory", "--batch-sizes", "2", "--out", str(out), *FAST]) == 0
+    (row,) = _rows(out)
+    assert row["status"] == "ok", row
+    assert row["peak_mem_mb"] > row["extra"]["rss_after_model_mb"] > 0
+    assert row["extra"]["param_bytes"] == pytest.approx(row["params_m"] * 1e6 * 4)
+
+
+def test_accuracy_wiring(tmp_path, monkeypatch):
+    pytest.importorskip("suites.accuracy")
+    seen = {}
+    import suites.accuracy as acc
+
+    def fake_run(cell):
+        seen.update(cell.options)
+        return {"top1": 12.5, "top1_source": "test"}
+    monkeypatch.setattr(acc, "run", fake_run)
+    out = tmp_path / "run"
+    assert run_bench.main(["--suite", "accuracy", "--data", "/d", "--checkpoint", "/c.pth", "--num-classes", "10",
+                           "--dataset", "imagefolder", "--out", str(out), *FAST]) == 0
+    assert seen["data"] == "/d" and seen["checkpoint"] == "/c.pth" and seen["num_classes"] == 10
+    assert seen["dataset"] == "imagefolder"
+    (row,) = _rows(out)
+    assert row["top1"] == 12.5 and row["status"] == "ok"
