@@ -1,0 +1,69 @@
+"""A faithful re-creation of the official LSNet SKA Triton forward kernel's *design*, for comparison.
+
+The official release ships SKA only as a flat, elementwise Triton kernel; this module rebuilds that
+design (not its code) so the ops benchmark can put the tiled kernel of ``lsnet.ops.ska_triton``
+next to it on the same machine:
+
+* one program per ``BLOCK = 1024`` consecutive outputs of the contiguous (N, C, H, W) output;
+* every output decodes its own ``(n, c, i, j)`` with runtime divisions and remainders;
+* a runtime loop over the K x K taps (K is not a compile-time constant), each tap doing a masked
+  load of x *and* a masked load of w, with the full address arithmetic for both;
+* so every w element is loaded once per channel that shares it (C / Cw times) and every x element
+  K*K times, and inputs are made contiguous first (a channels_last input is copied).
+
+Accumulation is in fp32 (fp64 for fp64), products included. Forward only; comparison use only.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from lsnet.ops.ska import check_shapes
+from lsnet.ops.ska_triton import device_of, interpreting, jit_kernel
+
+BLOCK = 1024
+
+
+def _official_fwd_kernel(x_ptr, w_ptr, y_ptr, total, C, H, W, CW, KS, PAD,
+                         BLOCK: tl.constexpr, ACC: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < total
+    n = offs // (C * H * W)
+    c = (offs // (H * W)) % C
+    i = (offs // W) % H
+    j = offs % W
+    acc = tl.full([BLOCK], 0.0, ACC)  # tl.full: a builtin (see lsnet.ops.ska_triton)
+    for a in range(KS):
+        ii = i - PAD + a
+        row_ok = (ii >= 0) & (ii < H)
+        for b in range(KS):
+            jj = j - PAD + b
+            ok = row_ok & (jj >= 0) & (jj < W)
+            x_off = ((n * C + c) * H + ii) * W + jj
+            w_off = ((n * CW + c % CW) * KS * KS + a * KS + b) * H * W + i * W + j
+            xv = tl.load(x_ptr + x_off, mask=m & ok, other=0.0).to(ACC)
+            wv = tl.load(w_ptr + w_off, mask=m, other=0.0).to(ACC)
+            acc += tl.where(m & ok, xv * wv, 0.0)
+    tl.store(y_ptr + offs, acc.to(y_ptr.dtype.element_ty), mask=m)
+
+
+def forward(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """SKA forward in the official kernel's design; returns a contiguous (N, C, H, W) tensor."""
+    check_shapes(x, w)
+    x, w = x.contiguous(), w.contiguous()
+    n, c, h, wd = x.shape
+    cw, kk = w.shape[1], w.shape[2]
+    k = math.isqrt(kk)
+    y = torch.empty_like(x)
+    total = y.numel()
+    if total == 0:
+        return y
+    kernel = jit_kernel(_official_fwd_kernel, interpreting(x.device))
+    with device_of(x):
+        kernel[(triton.cdiv(total, BLOCK),)](
+            x, w, y, total, c, h, wd, cw, k, k // 2,
+            BLOCK=BLOCK, ACC=tl.float64 if x.dtype == torch.float64 else tl.float32, num_warps=4)
+    return y
