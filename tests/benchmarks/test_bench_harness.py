@@ -1,0 +1,62 @@
+"""Harness benchmarks: the timing loop's own cost per timed iteration (must stay under 1% of
+LSNet-T's batch-1 CPU latency) and the bookkeeping cost of one cell (row, CSV, JSON, progress)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+import lsnet
+from suites import sweep, timing
+from suites.cell import Cell
+from suites.results import ResultWriter
+
+THREADS = 2
+LOOP = 2000
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(before)
+
+
+def _noop() -> None:
+    return None
+
+
+def _lsnet_t_bs1_ms() -> float:
+    model = lsnet.fuse(lsnet.create_model("lsnet_t").eval())
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        return min(timing.measure(lambda: model(x), timing.CpuTimer(), warmup=0.2, min_time=0.0, min_samples=5))
+
+
+def test_timing_loop_overhead(benchmark):
+    """Harness time per timed iteration: the sample loop around a no-op (timer, bookkeeping, clock)."""
+    benchmark.extra_info["calibration"] = "python"
+    timer = timing.CpuTimer()
+    benchmark.pedantic(timing.sample, (_noop, timer), {"min_time": 0.0, "min_samples": LOOP, "max_samples": LOOP},
+                       rounds=20, warmup_rounds=2)
+    overhead_ms = benchmark.stats.stats.min / LOOP * 1e3
+    model_ms = _lsnet_t_bs1_ms()
+    benchmark.extra_info.update(overhead_us_per_iter=overhead_ms * 1e3, lsnet_t_bs1_ms=model_ms,
+                                overhead_pct=100 * overhead_ms / model_ms)
+    print(f"\nharness overhead {overhead_ms * 1e3:.2f} us/iteration = {100 * overhead_ms / model_ms:.4f}% of "
+          f"LSNet-T batch-1 latency {model_ms:.2f} ms ({THREADS} threads)")
+    assert overhead_ms < 0.01 * model_ms
+
+
+def test_cell_bookkeeping_overhead(benchmark, tmp_path, monkeypatch):
+    """Everything the sweep does around one cell except measuring it: row, CSV + JSON writes, progress."""
+    benchmark.extra_info["calibration"] = "python"
+    samples = [1.0 + i * 1e-3 for i in range(30)]
+    monkeypatch.setattr(sweep, "run_cell", lambda cell, isolation="auto", timeout=None: {
+        "status": "ok", **timing.summarize(samples), "samples": samples, "threads": THREADS, "extra": {}})
+    cells = [Cell(suite="latency", model="lsnet_t", resolution=64)]
+    writer = ResultWriter(tmp_path, str(time.time()))
+    rows = benchmark.pedantic(sweep.run_sweep, (cells, writer), {"progress": False}, rounds=20, warmup_rounds=2)
+    assert rows[0]["status"] == "ok"
