@@ -36,10 +36,14 @@ def _official_fwd_kernel(x_ptr, w_ptr, y_ptr, total, C, H, W, CW, KS, PAD,
     i = (offs // W) % H
     j = offs % W
     acc = tl.full([BLOCK], 0.0, ACC)  # tl.full: a builtin (see lsnet.ops.ska_triton)
-    for a in range(KS):
+    # runtime loops over the taps (K is an ordinary argument, as in the official kernel); written
+    # as while loops because Triton 3.6's interpreter cannot take range() of a runtime value
+    a = 0
+    while a < KS:
         ii = i - PAD + a
         row_ok = (ii >= 0) & (ii < H)
-        for b in range(KS):
+        b = 0
+        while b < KS:
             jj = j - PAD + b
             ok = row_ok & (jj >= 0) & (jj < W)
             x_off = ((n * C + c) * H + ii) * W + jj
@@ -47,6 +51,8 @@ def _official_fwd_kernel(x_ptr, w_ptr, y_ptr, total, C, H, W, CW, KS, PAD,
             xv = tl.load(x_ptr + x_off, mask=m & ok, other=0.0).to(ACC)
             wv = tl.load(w_ptr + w_off, mask=m, other=0.0).to(ACC)
             acc += tl.where(m & ok, xv * wv, 0.0)
+            b += 1
+        a += 1
     tl.store(y_ptr + offs, acc.to(y_ptr.dtype.element_ty), mask=m)
 
 

@@ -80,7 +80,7 @@ def _ska_fwd_kernel(
     swn, swc, swt, swh, sww,
     syn, syc, syh, syw,
     K: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_CW: tl.constexpr, BLOCK_P: tl.constexpr,
-    DENSE: tl.constexpr, BN_ADD: tl.constexpr, ACC: tl.constexpr,
+    EVEN_C: tl.constexpr, BN_ADD: tl.constexpr, ACC: tl.constexpr,
 ):
     """y[n, g Cw + cw, p] = sum_t x[n, g Cw + cw, p + s_t] * w[n, cw, t, p] (+ fused BN and residual)."""
     pid_p = tl.program_id(0)
@@ -93,18 +93,18 @@ def _ska_fwd_kernel(
     i = p // W
     j = p - i * W
     c = g * CW + cw
-    cmask = (g < G) & (cw < CW)
     pmask = p < HW
-    wmask = (cw < CW) & pmask
-    m = cmask & pmask
-    if DENSE:
-        xpix = p * sxw
-        wpix = p * sww
-        ypix = p * syw
+    if EVEN_C:  # G == BLOCK_G and CW % BLOCK_CW == 0: masks depend on the pixel only
+        cmask = g < BLOCK_G
+        wmask = pmask
+        m = pmask
     else:
-        xpix = i * sxh + j * sxw
-        wpix = i * swh + j * sww
-        ypix = i * syh + j * syw
+        cmask = (g < G) & (cw < CW)
+        wmask = (cw < CW) & pmask
+        m = cmask & pmask
+    xpix = i * sxh + j * sxw
+    wpix = i * swh + j * sww
+    ypix = i * syh + j * syw
     x_ptrs = x_ptr + n * sxn + (c * sxc + xpix)
     w_ptrs = w_ptr + n * swn + (cw * swc + wpix)
 
@@ -143,7 +143,7 @@ def _ska_bwd_kernel(
     sdn, sdc, sdh, sdw,
     svn, svc, svt, svh, svw,
     K: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_CW: tl.constexpr, BLOCK_P: tl.constexpr,
-    DENSE: tl.constexpr, NEED_DX: tl.constexpr, NEED_DW: tl.constexpr, ACC: tl.constexpr,
+    EVEN_C: tl.constexpr, NEED_DX: tl.constexpr, NEED_DW: tl.constexpr, ACC: tl.constexpr,
 ):
     """dx (gather of gy * w through every tap) and dw (sum over the G sharing channels, in-tile)."""
     pid_p = tl.program_id(0)
@@ -157,20 +157,17 @@ def _ska_bwd_kernel(
     j = p - i * W
     c = g * CW + cw
     pmask = p < HW
-    wmask = (cw < CW) & pmask
-    m = (g < G) & wmask
-    if DENSE:
-        gpix = p * sgw
-        xpix = p * sxw
-        wpix = p * sww
-        dpix = p * sdw
-        vpix = p * svw
+    if EVEN_C:
+        wmask = pmask
+        m = pmask
     else:
-        gpix = i * sgh + j * sgw
-        xpix = i * sxh + j * sxw
-        wpix = i * swh + j * sww
-        dpix = i * sdh + j * sdw
-        vpix = i * svh + j * svw
+        wmask = (cw < CW) & pmask
+        m = (g < G) & wmask
+    gpix = i * sgh + j * sgw
+    xpix = i * sxh + j * sxw
+    wpix = i * swh + j * sww
+    dpix = i * sdh + j * sdw
+    vpix = i * svh + j * svw
     gy_ptrs = gy_ptr + n * sgn + (c * sgc + gpix)
     x_ptrs = x_ptr + n * sxn + (c * sxc + xpix)
     w_ptrs = w_ptr + n * swn + (cw * swc + wpix)
@@ -234,11 +231,12 @@ def _interpret_env(on: bool) -> Iterator[None]:
 
 
 @functools.cache
-def jit_kernel(fn: Callable[..., Any], interpret: bool) -> Any:
+def jit_kernel(fn: Callable[..., Any], interpret: bool, do_not_specialize: tuple[str, ...] = ()) -> Any:
     """``triton.jit(fn)``, compiled or interpreted. Triton decides that when it decorates, from
     ``TRITON_INTERPRET``; deciding here per call keeps the module importable in any order."""
     with _interpret_env(interpret):
-        return triton.jit(fn)
+        return triton.jit(fn, do_not_specialize=do_not_specialize)
+
 
 
 def interpreting(device: torch.device) -> bool:
@@ -280,7 +278,7 @@ def _tile(x: torch.Tensor, cw: int, block_p: int | None = None,
     n, c, h, w = x.shape
     hw = h * w
     bg = _pow2(c // cw)
-    target = {1: 2048, 2: 2048, 4: 1024, 8: 512}[x.element_size()]
+    target = {1: 1024, 2: 1024, 4: 1024, 8: 512}[x.element_size()]
     target = max(target, bg)
     cl = x.stride(1) == 1 and c > 1
     if cl:
@@ -294,9 +292,9 @@ def _tile(x: torch.Tensor, cw: int, block_p: int | None = None,
     return bg, bcw, bp, num_warps
 
 
-def _dense(*ts: torch.Tensor) -> bool:
-    """Every tensor's rows are dense (stride_h == W * stride_w): pixel offset = p * stride_w."""
-    return all(t.stride(-2) == t.shape[-1] * t.stride(-1) for t in ts)
+def _even_c(c: int, cw: int, bg: int, bcw: int) -> bool:
+    """No channel padding in the tile (true for LSNet: G = 8): channel masks can be dropped."""
+    return c // cw == bg and cw % bcw == 0
 
 
 def _launch_fwd(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor | None, shift: torch.Tensor | None,
@@ -316,7 +314,7 @@ def _launch_fwd(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor | None, sh
             x, w, y, scale if bn else x, shift if bn else x,
             h, wd, h * wd, cw, c // cw,
             *x.stride(), *w.stride(), *y.stride(),
-            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(x, w, y), BN_ADD=bn,
+            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, EVEN_C=_even_c(c, cw, bg, bcw), BN_ADD=bn,
             ACC=_acc(x.dtype), num_warps=warps,
         )
     return y
@@ -362,7 +360,7 @@ def backward(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, need_dx: bool =
             gy, x, w, dxa, dwa,
             h, wd, h * wd, cw, c // cw,
             *gy.stride(), *x.stride(), *w.stride(), *dxa.stride(), *dwa.stride(),
-            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(gy, x, w, dxa, dwa),
+            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, EVEN_C=_even_c(c, cw, bg, bcw),
             NEED_DX=need_dx, NEED_DW=need_dw, ACC=_acc(x.dtype), num_warps=warps,
         )
     return dx, dw
