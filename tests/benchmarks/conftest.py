@@ -41,6 +41,9 @@ def pytest_sessionfinish(session, exitstatus):
         doc = gate.refreshed(results, gate.load_baseline())
         gate.save_baseline(doc)
         lines.append(f"baseline refreshed: {len(doc['benchmarks'])} entries in {gate.BASELINE}")
+        for kind in gate.noisy_calibrations(results):
+            lines.append(f"warning: the {kind} calibration was noisy (median > {gate.NOISE_LIMIT}x min); "
+                         "its benchmarks were left out of the baseline; refresh again on a quiet machine")
     else:
         verdicts = gate.evaluate(results, gate.load_baseline())
         lines += [v.line() for v in verdicts]

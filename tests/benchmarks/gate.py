@@ -23,6 +23,7 @@ CALIBRATIONS = {
     "python": "tests/benchmarks/test_bench_calibration.py::test_calibration_python",
 }
 DEFAULT_TOLERANCE = 0.5
+NOISE_LIMIT = 2.0   # calibration median / min above this: the machine is too noisy to judge
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,16 @@ class Measured:
 @dataclass(frozen=True)
 class Verdict:
     nodeid: str
-    status: str            # pass | fail | new | no-calibration
+    status: str            # pass | fail | new | no-calibration | noisy
     ratio: float | None = None   # normalised now / normalised baseline
     limit: float | None = None
 
     def line(self) -> str:
         if self.status in ("pass", "fail"):
             return f"{self.status.upper():4} {self.nodeid}: {self.ratio:.2f}x baseline (limit {self.limit:.2f}x)"
+        if self.status == "noisy":
+            return (f"WARN {self.nodeid}: {self.ratio:.2f}x baseline (limit {self.limit:.2f}x) but the calibration "
+                    f"was too noisy to judge (median/min > {NOISE_LIMIT}); not gated")
         if self.status == "new":
             return f"NEW  {self.nodeid}: no baseline entry (not gated; refresh the baseline to gate it)"
         return f"SKIP {self.nodeid}: its calibration benchmark did not run"
@@ -63,9 +67,16 @@ def normalised(results: dict[str, Measured]) -> dict[str, float]:
             if node not in CALIBRATIONS.values() and m.calibration in calib and calib[m.calibration] > 0}
 
 
+def noisy_calibrations(results: dict[str, Measured]) -> list[str]:
+    """Calibration kinds whose median exceeds ``NOISE_LIMIT`` x their min (a machine under other load)."""
+    return [kind for kind, node in CALIBRATIONS.items()
+            if node in results and results[node].median_s > NOISE_LIMIT * results[node].min_s]
+
+
 def evaluate(results: dict[str, Measured], baseline: dict[str, Any], tol: float | None = None) -> list[Verdict]:
     """A verdict for every benchmark of this run (calibrations excluded)."""
     tol = tolerance() if tol is None else tol
+    noisy = set(noisy_calibrations(results))
     norm = normalised(results)
     entries = baseline.get("benchmarks", {})
     verdicts = []
@@ -78,21 +89,27 @@ def evaluate(results: dict[str, Measured], baseline: dict[str, Any], tol: float 
             verdicts.append(Verdict(node, "new"))
         else:
             ratio = norm[node] / entries[node]["normalised"]
-            verdicts.append(Verdict(node, "fail" if ratio > 1 + tol else "pass", ratio, 1 + tol))
+            status = "pass" if ratio <= 1 + tol else ("noisy" if results[node].calibration in noisy else "fail")
+            verdicts.append(Verdict(node, status, ratio, 1 + tol))
     return verdicts
 
 
 def refreshed(results: dict[str, Measured], old: dict[str, Any]) -> dict[str, Any]:
-    """The baseline rewritten from this run (entries of benchmarks that did not run are kept)."""
+    """The baseline rewritten from this run (entries of benchmarks that did not run are kept; benchmarks
+    whose calibration was noisy are left out, since a noisy calibration would make a wrong baseline)."""
     norm = normalised(results)
-    entries = dict(old.get("benchmarks", {}))
+    noisy = set(noisy_calibrations(results))
+    entries = {k: v for k, v in old.get("benchmarks", {}).items() if k not in norm}
     for node, value in norm.items():
+        if results[node].calibration in noisy:
+            continue
         entries[node] = {"normalised": value, "min_s": results[node].min_s, "calibration": results[node].calibration}
     return {
         "about": "normalised = benchmark min / calibration min, both from one run; see tests/benchmarks/gate.py",
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count()},
         "calibration_min_s": {k: results[n].min_s for k, n in CALIBRATIONS.items() if n in results},
+        "noisy_calibrations": sorted(noisy),
         "benchmarks": dict(sorted(entries.items())),
     }
 
