@@ -80,7 +80,7 @@ def _ska_fwd_kernel(
     swn, swc, swt, swh, sww,
     syn, syc, syh, syw,
     K: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_CW: tl.constexpr, BLOCK_P: tl.constexpr,
-    EVEN_C: tl.constexpr, BN_ADD: tl.constexpr, ACC: tl.constexpr,
+    DENSE: tl.constexpr, EVEN_C: tl.constexpr, BN_ADD: tl.constexpr, ACC: tl.constexpr,
 ):
     """y[n, g Cw + cw, p] = sum_t x[n, g Cw + cw, p + s_t] * w[n, cw, t, p] (+ fused BN and residual)."""
     pid_p = tl.program_id(0)
@@ -102,9 +102,14 @@ def _ska_fwd_kernel(
         cmask = (g < G) & (cw < CW)
         wmask = (cw < CW) & pmask
         m = cmask & pmask
-    xpix = i * sxh + j * sxw
-    wpix = i * swh + j * sww
-    ypix = i * syh + j * syw
+    if DENSE:  # rows dense in x, w and y: the pixel offset is p * stride_w, contiguous in p
+        xpix = p * sxw
+        wpix = p * sww
+        ypix = p * syw
+    else:
+        xpix = i * sxh + j * sxw
+        wpix = i * swh + j * sww
+        ypix = i * syh + j * syw
     x_ptrs = x_ptr + n * sxn + (c * sxc + xpix)
     w_ptrs = w_ptr + n * swn + (cw * swc + wpix)
 
@@ -143,7 +148,7 @@ def _ska_bwd_kernel(
     sdn, sdc, sdh, sdw,
     svn, svc, svt, svh, svw,
     K: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_CW: tl.constexpr, BLOCK_P: tl.constexpr,
-    EVEN_C: tl.constexpr, NEED_DX: tl.constexpr, NEED_DW: tl.constexpr, ACC: tl.constexpr,
+    DENSE: tl.constexpr, EVEN_C: tl.constexpr, NEED_DX: tl.constexpr, NEED_DW: tl.constexpr, ACC: tl.constexpr,
 ):
     """dx (gather of gy * w through every tap) and dw (sum over the G sharing channels, in-tile)."""
     pid_p = tl.program_id(0)
@@ -163,11 +168,18 @@ def _ska_bwd_kernel(
     else:
         wmask = (cw < CW) & pmask
         m = (g < G) & wmask
-    gpix = i * sgh + j * sgw
-    xpix = i * sxh + j * sxw
-    wpix = i * swh + j * sww
-    dpix = i * sdh + j * sdw
-    vpix = i * svh + j * svw
+    if DENSE:
+        gpix = p * sgw
+        xpix = p * sxw
+        wpix = p * sww
+        dpix = p * sdw
+        vpix = p * svw
+    else:
+        gpix = i * sgh + j * sgw
+        xpix = i * sxh + j * sxw
+        wpix = i * swh + j * sww
+        dpix = i * sdh + j * sdw
+        vpix = i * svh + j * svw
     gy_ptrs = gy_ptr + n * sgn + (c * sgc + gpix)
     x_ptrs = x_ptr + n * sxn + (c * sxc + xpix)
     w_ptrs = w_ptr + n * swn + (cw * swc + wpix)
@@ -231,11 +243,23 @@ def _interpret_env(on: bool) -> Iterator[None]:
 
 
 @functools.cache
-def jit_kernel(fn: Callable[..., Any], interpret: bool, do_not_specialize: tuple[str, ...] = ()) -> Any:
+def jit_kernel(fn: Callable[..., Any], interpret: bool, unaligned: tuple[str, ...] = ()) -> Any:
     """``triton.jit(fn)``, compiled or interpreted. Triton decides that when it decorates, from
-    ``TRITON_INTERPRET``; deciding here per call keeps the module importable in any order."""
+    ``TRITON_INTERPRET``; deciding here per call keeps the module importable in any order.
+    ``unaligned`` names arguments whose 16-byte alignment Triton must not specialise on."""
     with _interpret_env(interpret):
-        return triton.jit(fn, do_not_specialize=do_not_specialize)
+        return triton.jit(fn, do_not_specialize_on_alignment=list(unaligned))
+
+
+# Tensor pointers are not specialised on alignment. The unshifted accesses (centre tap, w, y)
+# would otherwise be vectorised while the shifted taps cannot be; Triton then gives them two
+# register layouts and converts every tap through shared memory (and Triton 3.6 even picks the
+# channel axis as the fastest one for the scalar loads: uncoalesced). With alignment unknown and
+# contiguity known (pixel offset p * stride_w) every access uses one scalar layout whose fastest
+# axis is the pixel (NCHW: a warp reads 32 consecutive pixels, 128 B in fp32) or the channel
+# (channels_last, stride_c == 1 is still specialised), and no conversion is needed in NCHW.
+_FWD_UNALIGNED = ("x_ptr", "w_ptr", "y_ptr", "scale_ptr", "shift_ptr")
+_BWD_UNALIGNED = ("gy_ptr", "x_ptr", "w_ptr", "dx_ptr", "dw_ptr")
 
 
 
@@ -292,6 +316,11 @@ def _tile(x: torch.Tensor, cw: int, block_p: int | None = None,
     return bg, bcw, bp, num_warps
 
 
+def _dense(*ts: torch.Tensor) -> bool:
+    """Every tensor's rows are dense (stride_h == W * stride_w): pixel offset = p * stride_w."""
+    return all(t.stride(-2) == t.shape[-1] * t.stride(-1) for t in ts)
+
+
 def _even_c(c: int, cw: int, bg: int, bcw: int) -> bool:
     """No channel padding in the tile (true for LSNet: G = 8): channel masks can be dropped."""
     return c // cw == bg and cw % bcw == 0
@@ -306,7 +335,7 @@ def _launch_fwd(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor | None, sh
     if y.numel() == 0:
         return y
     bg, bcw, bp, warps = _tile(x, cw, block_p, block_cw)
-    kernel = jit_kernel(_ska_fwd_kernel, interpreting(x.device))
+    kernel = jit_kernel(_ska_fwd_kernel, interpreting(x.device), _FWD_UNALIGNED)
     bn = scale is not None
     grid = (triton.cdiv(h * wd, bp), triton.cdiv(cw, bcw), n)
     with device_of(x):
@@ -314,7 +343,7 @@ def _launch_fwd(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor | None, sh
             x, w, y, scale if bn else x, shift if bn else x,
             h, wd, h * wd, cw, c // cw,
             *x.stride(), *w.stride(), *y.stride(),
-            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, EVEN_C=_even_c(c, cw, bg, bcw), BN_ADD=bn,
+            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(x, w, y), EVEN_C=_even_c(c, cw, bg, bcw), BN_ADD=bn,
             ACC=_acc(x.dtype), num_warps=warps,
         )
     return y
@@ -351,7 +380,7 @@ def backward(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, need_dx: bool =
             dw.zero_()
         return dx, dw
     bg, bcw, bp, warps = _tile(x, cw, block_p, block_cw)
-    kernel = jit_kernel(_ska_bwd_kernel, interpreting(x.device))
+    kernel = jit_kernel(_ska_bwd_kernel, interpreting(x.device), _BWD_UNALIGNED)
     dxa = dx if dx is not None else x
     dwa = dw if dw is not None else w
     grid = (triton.cdiv(h * wd, bp), triton.cdiv(cw, bcw), n)
@@ -360,7 +389,7 @@ def backward(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, need_dx: bool =
             gy, x, w, dxa, dwa,
             h, wd, h * wd, cw, c // cw,
             *gy.stride(), *x.stride(), *w.stride(), *dxa.stride(), *dwa.stride(),
-            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, EVEN_C=_even_c(c, cw, bg, bcw),
-            NEED_DX=need_dx, NEED_DW=need_dw, ACC=_acc(x.dtype), num_warps=warps,
+            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(gy, x, w, dxa, dwa),
+            EVEN_C=_even_c(c, cw, bg, bcw), NEED_DX=need_dx, NEED_DW=need_dw, ACC=_acc(x.dtype), num_warps=warps,
         )
     return dx, dw
