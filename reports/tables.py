@@ -116,7 +116,8 @@ def summary(df: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
 
 
 def op_shares(df: pd.DataFrame) -> pd.DataFrame:
-    """Long table (panel_device, dtype, model, batch_size, kind, share) from ``extra["op_share"]``.
+    """Long table (panel_device, dtype, model, batch_size, kind, share) from the profile suite's
+    ``extra["kinds"]`` (``{kind: {"share": x, ...}}``) or ``extra["op_share"]`` (``{kind: x}``).
 
     Shares are normalised to sum to 1 per row (so percentages work too); non-numeric entries are ignored;
     a value may also be ``{"share": x}``.
@@ -124,7 +125,7 @@ def op_shares(df: pd.DataFrame) -> pd.DataFrame:
     recs = []
     for _, r in ok_rows(df).iterrows():
         ex = r["extra"] if isinstance(r["extra"], dict) else {}
-        share = ex.get("op_share")
+        share = ex.get("op_share", ex.get("kinds"))
         if not isinstance(share, dict):
             continue
         vals = {}

@@ -37,6 +37,10 @@ def _as_json_run(src: Path, dst: Path, device_name: str, run_id: str) -> Path:
     for m, s in shares.items():
         rows.append({**rows[0], "suite": "profile", "model": m, "batch_size": "8", "latency_ms_p50": "",
                      "params_m": "", "gmacs": "", "extra": {"op_share": s}})
+    # the profile suite's own form: {kind: {"share": x, "self_time_us": t, "calls": n}}
+    kinds = {"conv": 0.5, "ska": 0.3, "other": 0.2}
+    rows.append({**rows[0], "suite": "profile", "model": "lsnet_b", "batch_size": "1", "latency_ms_p50": "",
+                 "extra": {"kinds": {k: {"share": v, "self_time_us": 100 * v, "calls": 3} for k, v in kinds.items()}}})
     rows.append({**rows[0], "suite": "profile", "model": "lsnet_s", "extra": {"op_share": "garbage"}})
     (dst / "results.json").write_text(json.dumps({"rows": rows, "samples": {}}))
     (dst / "env.json").write_text(json.dumps({"argv": ["run_bench.py", "--device", "cuda"], "gpu": device_name}))
@@ -93,7 +97,8 @@ def test_merge_folders_across_devices(run_dir, tmp_path):
     assert "Per-operator" in text and "share of operator time" in text
     shares = tables.op_shares(combine([load_run(gpu)]))
     per_model = shares.groupby("model")["share"].sum()
-    assert per_model.to_dict() == pytest.approx({"lsnet_t": 1.0, "repvit_m0_9": 1.0})  # percent normalised
+    assert per_model.to_dict() == pytest.approx({"lsnet_t": 1.0, "repvit_m0_9": 1.0, "lsnet_b": 1.0})
+    assert shares[shares["model"] == "repvit_m0_9"].set_index("kind")["share"]["conv"] == pytest.approx(0.7)
     assert "bogus" not in set(shares["kind"]) and "lsnet_s" not in set(shares["model"])
     _assert_self_contained(text)
 
