@@ -1,0 +1,114 @@
+"""Baseline families (RepViT, EfficientViT): registry, published counts, training, exact fusion."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import baselines
+import lsnet
+from baselines import efficientvit, repvit
+from suites import zoo
+from suites.counting import count_params, fvcore_macs
+
+# shared/reference/published.csv: params_m (unfused; RepViT with its distillation head) and
+# gmacs_224_fvcore (fvcore on timm's implementation at 224).
+PUBLISHED = {
+    "repvit_m0_9": (5.49, 0.8322), "repvit_m1_0": (7.30, 1.1254), "repvit_m1_1": (8.80, 1.3581),
+    "efficientvit_m0": (2.35, 0.0808), "efficientvit_m1": (2.98, 0.1695), "efficientvit_m2": (4.19, 0.2038),
+    "efficientvit_m3": (6.90, 0.2657), "efficientvit_m4": (8.80, 0.3024), "efficientvit_m5": (12.47, 0.5261),
+}
+FAMILIES = [*repvit.CONFIGS, *efficientvit.CONFIGS]
+SMALL = 32
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread is as fast and immune to OpenMP stalls on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def test_registered_in_zoo():
+    for name in [*PUBLISHED, *FAMILIES]:
+        assert name in baselines.MODELS and name in zoo.names("baselines")
+    assert set(zoo.names("repvit")) == set(repvit.CONFIGS)
+    assert set(zoo.names("efficientvit")) == set(efficientvit.CONFIGS)
+    assert isinstance(zoo.create("repvit_m1_1"), repvit.RepViT)
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_params_and_macs_match_published(name):
+    params_m, gmacs = PUBLISHED[name]
+    model = zoo.create(name).eval()
+    assert count_params(model) / 1e6 == pytest.approx(params_m, rel=0.02)
+    assert fvcore_macs(model, 224) / 1e9 == pytest.approx(gmacs, rel=0.02)
+
+
+@pytest.mark.parametrize("name,size", [(n, SMALL) for n in FAMILIES] + [("efficientvit_m0", 128)])
+def test_train_step_then_fused_equals_unfused(name, size, deterministic):
+    # One build per model: a training forward/backward (with stochastic depth), then, in float64 with
+    # every parameter and BN statistic randomised so each fold is really exercised, fused == unfused.
+    # efficientvit_m0 at 128 runs zero-padded 7x7 windows in its first stage (8x8 map).
+    torch.manual_seed(0)
+    model = zoo.create(name, num_classes=7, img_size=size, drop_path_rate=0.1).train()
+    out = model(torch.randn(2, 3, size, size))
+    if isinstance(out, tuple):  # RepViT's distillation pair in training
+        assert len(out) == 2
+        out = out[0] + out[1]
+    assert out.shape == (2, 7)
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, missing
+
+    model = deterministic(model)
+    x = torch.randn(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(x)
+        fused = lsnet.fuse(copy.deepcopy(model))
+        out = fused(x)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in fused.modules())
+    assert count_params(fused) < count_params(model)
+    assert _rel(out, ref) < 1e-10
+
+
+def test_repvit_reparameterises_to_single_convs():
+    fused = lsnet.fuse(repvit.build("repvit_m0_9").eval())
+    block = fused.stages[0][0]
+    assert isinstance(block.token_mixer, nn.Conv2d) and block.token_mixer.kernel_size == (3, 3)
+    assert isinstance(fused.head, nn.Linear)  # head and head_dist merged
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.bias is not None for c in convs)
+
+
+def test_repvit_distillation_head():
+    model = repvit.build("repvit_m0_9", num_classes=5).eval()
+    x = torch.randn(2, 3, SMALL, SMALL)
+    with torch.no_grad():
+        f = model.forward_features(x)
+        torch.testing.assert_close(model(x), (model.head.head(f) + model.head.head_dist(f)) / 2)
+    plain = repvit.build("repvit_m0_9", num_classes=5, distillation=False)
+    assert not hasattr(plain.head, "head_dist")
+    assert count_params(model) - count_params(plain) == 384 * 5 + 5 + 2 * 384
+
+
+def test_efficientvit_checks_input_size():
+    model = efficientvit.build("efficientvit_m0", img_size=SMALL).eval()
+    with pytest.raises(ValueError, match="img_size"):
+        model(torch.randn(1, 3, 96, 96))
+
+
+def test_efficientvit_attention_bias_follows_window():
+    # 224: stage resolutions 14, 7, 4 -> window tables 7x7 (49 offsets), 7x7, 4x4 (16 offsets)
+    model = efficientvit.build("efficientvit_m0")
+    tables = [m.attention_biases.shape[1] for m in model.modules()
+              if isinstance(m, efficientvit.CascadedGroupAttention)]
+    assert tables == [49, 49, 49, 16, 16, 16]
