@@ -56,20 +56,27 @@ def _official_fwd_kernel(x_ptr, w_ptr, y_ptr, total, C, H, W, CW, KS, PAD,
     tl.store(y_ptr + offs, acc.to(y_ptr.dtype.element_ty), mask=m)
 
 
+def fwd_launch(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> tuple[tuple[int], tuple, dict]:
+    """(grid, args, kwargs) of the official-design kernel for contiguous x, w, y."""
+    n, c, h, wd = x.shape
+    cw, kk = w.shape[1], w.shape[2]
+    k = math.isqrt(kk)
+    return ((triton.cdiv(y.numel(), BLOCK),), (x, w, y, y.numel(), c, h, wd, cw, k, k // 2),
+            dict(BLOCK=BLOCK, ACC=tl.float64 if x.dtype == torch.float64 else tl.float32, num_warps=4))
+
+
+def fwd_kernel(interpret: bool):
+    return jit_kernel(_official_fwd_kernel, interpret)
+
+
 def forward(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """SKA forward in the official kernel's design; returns a contiguous (N, C, H, W) tensor."""
     check_shapes(x, w)
     x, w = x.contiguous(), w.contiguous()
-    n, c, h, wd = x.shape
-    cw, kk = w.shape[1], w.shape[2]
-    k = math.isqrt(kk)
     y = torch.empty_like(x)
-    total = y.numel()
-    if total == 0:
+    if y.numel() == 0:
         return y
-    kernel = jit_kernel(_official_fwd_kernel, interpreting(x.device))
+    grid, args, kwargs = fwd_launch(x, w, y)
     with device_of(x):
-        kernel[(triton.cdiv(total, BLOCK),)](
-            x, w, y, total, c, h, wd, cw, k, k // 2,
-            BLOCK=BLOCK, ACC=tl.float64 if x.dtype == torch.float64 else tl.float32, num_warps=4)
+        fwd_kernel(interpreting(x.device))[grid](*args, **kwargs)
     return y

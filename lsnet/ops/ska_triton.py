@@ -326,26 +326,57 @@ def _even_c(c: int, cw: int, bg: int, bcw: int) -> bool:
     return c // cw == bg and cw % bcw == 0
 
 
-def _launch_fwd(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor | None, shift: torch.Tensor | None,
-                block_p: int | None, block_cw: int | None) -> torch.Tensor:
+Launch = tuple[tuple[int, int, int], tuple[Any, ...], dict[str, Any]]
+
+
+def fwd_launch(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor, scale: torch.Tensor | None = None,
+               shift: torch.Tensor | None = None, block_p: int | None = None,
+               block_cw: int | None = None) -> Launch:
+    """(grid, args, kwargs) of the forward kernel writing y (scale/shift: the fused tail)."""
     n, c, h, wd = x.shape
     cw, kk = w.shape[1], w.shape[2]
-    k = math.isqrt(kk)
+    bg, bcw, bp, warps = _tile(x, cw, block_p, block_cw)
+    bn = scale is not None
+    args = (x, w, y, scale if bn else x, shift if bn else x, h, wd, h * wd, cw, c // cw,
+            *x.stride(), *w.stride(), *y.stride())
+    kwargs = dict(K=math.isqrt(kk), BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(x, w, y),
+                  EVEN_C=_even_c(c, cw, bg, bcw), BN_ADD=bn, ACC=_acc(x.dtype), num_warps=warps)
+    return (triton.cdiv(h * wd, bp), triton.cdiv(cw, bcw), n), args, kwargs
+
+
+def bwd_launch(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, dx: torch.Tensor | None,
+               dw: torch.Tensor | None, block_p: int | None = None, block_cw: int | None = None) -> Launch:
+    """(grid, args, kwargs) of the backward kernel writing dx and/or dw (at least one given)."""
+    n, c, h, wd = x.shape
+    cw, kk = w.shape[1], w.shape[2]
+    bg, bcw, bp, warps = _tile(x, cw, block_p, block_cw)
+    dxa = dx if dx is not None else x
+    dwa = dw if dw is not None else w
+    args = (gy, x, w, dxa, dwa, h, wd, h * wd, cw, c // cw,
+            *gy.stride(), *x.stride(), *w.stride(), *dxa.stride(), *dwa.stride())
+    kwargs = dict(K=math.isqrt(kk), BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(gy, x, w, dxa, dwa),
+                  EVEN_C=_even_c(c, cw, bg, bcw), NEED_DX=dx is not None, NEED_DW=dw is not None,
+                  ACC=_acc(x.dtype), num_warps=warps)
+    return (triton.cdiv(h * wd, bp), triton.cdiv(cw, bcw), n), args, kwargs
+
+
+def fwd_kernel(interpret: bool) -> Any:
+    return jit_kernel(_ska_fwd_kernel, interpret, _FWD_UNALIGNED)
+
+
+def bwd_kernel(interpret: bool) -> Any:
+    return jit_kernel(_ska_bwd_kernel, interpret, _BWD_UNALIGNED)
+
+
+def _launch_fwd(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor | None, shift: torch.Tensor | None,
+                block_p: int | None, block_cw: int | None) -> torch.Tensor:
     y = torch.empty_like(x)
     if y.numel() == 0:
         return y
-    bg, bcw, bp, warps = _tile(x, cw, block_p, block_cw)
-    kernel = jit_kernel(_ska_fwd_kernel, interpreting(x.device), _FWD_UNALIGNED)
-    bn = scale is not None
-    grid = (triton.cdiv(h * wd, bp), triton.cdiv(cw, bcw), n)
+    grid, args, kwargs = fwd_launch(x, w, y, scale, shift, block_p, block_cw)
+    kernel = fwd_kernel(interpreting(x.device))
     with device_of(x):
-        kernel[grid](
-            x, w, y, scale if bn else x, shift if bn else x,
-            h, wd, h * wd, cw, c // cw,
-            *x.stride(), *w.stride(), *y.stride(),
-            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(x, w, y), EVEN_C=_even_c(c, cw, bg, bcw), BN_ADD=bn,
-            ACC=_acc(x.dtype), num_warps=warps,
-        )
+        kernel[grid](*args, **kwargs)
     return y
 
 
@@ -370,26 +401,14 @@ def backward(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, need_dx: bool =
     """(dx, dw) of the SKA forward for output gradient gy, both from one kernel pass."""
     if not (need_dx or need_dw):
         return None, None
-    n, c, h, wd = x.shape
-    cw, kk = w.shape[1], w.shape[2]
-    k = math.isqrt(kk)
     dx = torch.empty_like(x) if need_dx else None
     dw = torch.empty_like(w) if need_dw else None
     if x.numel() == 0:
         if dw is not None:
             dw.zero_()
         return dx, dw
-    bg, bcw, bp, warps = _tile(x, cw, block_p, block_cw)
-    kernel = jit_kernel(_ska_bwd_kernel, interpreting(x.device), _BWD_UNALIGNED)
-    dxa = dx if dx is not None else x
-    dwa = dw if dw is not None else w
-    grid = (triton.cdiv(h * wd, bp), triton.cdiv(cw, bcw), n)
+    grid, args, kwargs = bwd_launch(gy, x, w, dx, dw, block_p, block_cw)
+    kernel = bwd_kernel(interpreting(x.device))
     with device_of(x):
-        kernel[grid](
-            gy, x, w, dxa, dwa,
-            h, wd, h * wd, cw, c // cw,
-            *gy.stride(), *x.stride(), *w.stride(), *dxa.stride(), *dwa.stride(),
-            K=k, BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(gy, x, w, dxa, dwa),
-            EVEN_C=_even_c(c, cw, bg, bcw), NEED_DX=need_dx, NEED_DW=need_dw, ACC=_acc(x.dtype), num_warps=warps,
-        )
+        kernel[grid](*args, **kwargs)
     return dx, dw
