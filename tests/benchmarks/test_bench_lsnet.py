@@ -72,7 +72,7 @@ def test_lsnet_t_fused(benchmark, batch, ska_backend):
     model = _fused("lsnet_t", ska_backend)
     x = torch.randn(batch, 3, 224, 224)
     with torch.inference_mode():
-        out = benchmark.pedantic(model, (x,), rounds=8 if batch > 1 else 30, warmup_rounds=2)
+        out = benchmark.pedantic(model, (x,), rounds=5 if batch > 1 else 15, warmup_rounds=1)
     assert out.shape == (batch, 1000)
 
 
@@ -83,5 +83,5 @@ def test_lsnet_sb_fused(benchmark, name, batch):
     model = _fused(name)
     x = torch.randn(batch, 3, 224, 224)
     with torch.inference_mode():
-        out = benchmark.pedantic(model, (x,), rounds=5 if batch > 1 else 15, warmup_rounds=1)
+        out = benchmark.pedantic(model, (x,), rounds=3 if batch > 1 else 8, warmup_rounds=1)
     assert out.shape == (batch, 1000)
