@@ -66,6 +66,7 @@ def fwd_launch(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> tuple[tuple
 
 
 def fwd_kernel(interpret: bool):
+    """The official-design kernel, compiled or interpreted."""
     return jit_kernel(_official_fwd_kernel, interpret)
 
 

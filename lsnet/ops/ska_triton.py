@@ -1,4 +1,4 @@
-"""Triton SKA backend: tiled, bandwidth-oriented forward, fused backward (dx and dw) and a fused
+r"""Triton SKA backend: tiled, bandwidth-oriented forward, fused backward (dx and dw) and a fused
 LSConv tail (``x + ska(x, w) * scale + shift``).
 
 Design
@@ -12,43 +12,56 @@ unrolled at compile time (``tl.static_range``), each a scalar offset on precompu
   G channels using it (the official kernel reloads it for every channel, i.e. G times).
 * **x is read once from DRAM**: the K*K shifted loads of a tile hit the same L1 lines (the halo
   rows of neighbouring pixel blocks are served by L2: pixel blocks are the fastest grid axis).
-* **index arithmetic is per program, not per tap**: ``i = p // W`` and ``j = p % W`` are computed once;
-  a tap adds a constant ``dy * stride_h + dx * stride_w`` and tests only the borders it can cross
-  (``dy < 0`` only checks the top row, ...), decided at compile time.
-* pixels are flattened (``p = i * W + j``), so 28x28, 14x14 and 7x7 planes waste no lanes on padded
-  columns; for planes whose rows are dense (NCHW, NHWC, and w in either layout) the pixel offset is
-  ``p * stride_w``, which lets Triton vectorise the unshifted accesses (w, y, the centre tap).
-* layouts: strides are kernel arguments, nothing is copied. NCHW tiles are ``[G, 1..2, 64..256]``
-  (coalesced along W); channels_last tiles are ``[G, Cw, 8..16]`` (coalesced along C: for LSNet, G *
-  Cw = C, so a tile row is one pixel's full channel vector).
-* accumulation in fp32 (fp64 for fp64 inputs); one rounding at the store.
+* **index arithmetic is per program, not per tap**: ``i = p // W`` and ``j = p % W`` are computed
+  once; a tap adds ``dy * stride_h + dx * stride_w`` (in NCHW ``dx`` becomes the load's immediate
+  offset) and tests only the borders it can cross (``dy < 0`` checks the top row only, ...), chosen
+  at compile time. Channel masks are dropped when the tile has no channel padding (LSNet: G = 8).
+* pixels are flattened (``p = i * W + j``): no padded columns for 28x28, 14x14 or 7x7 planes.
+* **one register layout, nothing through shared memory** (NCHW): tensor pointers are not
+  specialised on alignment and dense rows use the offset ``p * stride_w``, so Triton knows every
+  access is contiguous along the pixels but vectorises none of them; otherwise the unshifted taps
+  would be vectorised and the shifted ones not, and every tap would be converted between two
+  layouts through shared memory (and Triton 3.6 even made the channel axis the fastest one:
+  uncoalesced). A warp reads 32 consecutive pixels (128 B in fp32); each thread holds all G
+  channels of its pixel, so the w value and the masks of a pixel serve G FMAs.
+* layouts: strides are kernel arguments, nothing is copied. NCHW tiles are ``[G, 1..2, 64..128]``
+  (coalesced along W); channels_last tiles are ``[G, Cw, 2..8]`` (coalesced along C: for LSNet,
+  G * Cw = C, one pixel's whole channel vector); there w (N, Cw, K*K, H, W) is transposed through
+  shared memory per tap, an inherent cost of mixing an NHWC x with a contiguous w.
+* accumulation in fp32 (fp64 for fp64 inputs, which are supported); one rounding at the store.
 
 Backward is one kernel over the same program layout (flags choose dx and/or dw): gy is read once
 for both gradients.
 
-* ``dx[n, c, q] = sum_t gy[n, c, q - s_t] * w[n, cw, t, q - s_t]``: a gather, no atomics.
+* ``dx[n, c, q] = sum_t gy[n, c, q - s_t] * w[n, cw, t, q - s_t]``: a gather, no atomics; each w
+  element is still read once (tap t only ever reads its plane at one shift).
 * ``dw[n, cw, t, p] = sum_g gy[n, g Cw + cw, p] * x[n, g Cw + cw, p + s_t]``: the reduction over the
-  G channels that share a weight happens inside the program (``tl.sum`` over the tile's g axis),
-  and each program owns its dw tile, so there are **no atomics and no zero-fill** of dw.
+  G channels that share a weight happens inside the program (a register reduction over the tile's
+  g axis, all in one thread), and each program owns its dw tile: **no atomics, no zero-fill**.
 
 Bytes and expected bandwidth (H200)
 -----------------------------------
 Forward moves ``x + w + y = N * H * W * (2 C + K^2 Cw) * elem`` bytes (LSNet: Cw = C / 8, so w is
 9/8 of x): at LSNet-B stage 1, batch 256, fp32 that is 102.8 + 115.6 + 102.8 = 321 MB (160.6 MB in
-fp16/bf16); FLOPs are ``2 K^2`` per output (0.46 GFLOP), 1.4 FLOP/B, far below the H200 ridge
-(~15 FLOP/B fp32), so the kernel is memory-bound. At a measured copy bandwidth of about 4.0 TB/s
-the floor is ~80 us (fp32) / ~40 us (16-bit). Instruction side per output: 9 L1 loads + 9 FMA +
-amortised masks (~5 instructions per tap) plus 9/G w loads, i.e. ~35 us of issue time and ~28 us of
-L1 wavefronts on 132 SMs, below the DRAM time, so the design is expected to reach 75-85% of the
-copy bandwidth in fp32 and 65-80% in 16-bit (where L1 wavefronts approach the DRAM time).
-The official flat design (per output: 4 runtime div/mods, then 9 x and 9 w loads with their own
-address arithmetic) is issue-bound at an estimated 3-5x the instruction count.
-Backward moves ``gy + x + w + dx + dw`` (5.25x x's bytes for LSNet shapes, both gradients).
+fp16/bf16); FLOPs are ``2 K^2`` per output (0.46 GFLOP), 1.4 FLOP/B, far below the H200 ridge,
+so the kernel is memory-bound as long as its instruction stream keeps up. At a copy bandwidth of
+about 4.0-4.3 TB/s the DRAM floor is ~75-80 us (fp32) / ~38-40 us (16-bit).
+Compiled for sm_90 with Triton 3.6 (tests/test_ska_triton_compile.py does this without a GPU)
+the NCHW forward is 480 SASS instructions per thread for 8 outputs (60 per output; 48 registers,
+no shared memory, no spills); 16-bit is 72 per output (conversions and 16-bit zero-fill). At
+~1.0e12 warp-instructions/s (132 SMs x 4 schedulers x ~1.9 GHz) that is ~46 us of issue time
+in fp32 (60% of the DRAM time: memory-bound, expected 75-85% of the copy bandwidth) and ~55 us
+in 16-bit (issue-bound: expected 60-70%). The official flat design runs ~281 instructions per
+output (4 runtime div/mods per output, then per tap two masked loads with full address math):
+~225 us, so the tiled kernel is expected to be ~2.5-3x faster in fp32 and ~4x in 16-bit.
+Backward moves ``gy + x + w + dx + dw`` (3 x + 2 w: 540 MB at the shape above, fp32) at ~109
+instructions per output (~84 us issue vs ~130 us DRAM): expected 75-85%.
 
 GPU command (future session with a GPU; torch 2.11 + triton 3.6 on H200)::
 
-    python -m pytest tests/test_ska_triton.py tests/test_ska_bench.py -q && \
-    python -m suites.ska_bench --device cuda --dtype float32 float16 bfloat16 --out reports/ska_bench_h200
+    python -m pytest tests/test_ska_triton.py tests/test_ska_triton_compile.py tests/test_ska_bench.py -q \
+      && python -m suites.ska_bench --device cuda --dtype float32 float16 bfloat16 --channels-last both \
+         --out reports/ska_bench_h200
 
 On CPU the kernels run under the Triton interpreter (``TRITON_INTERPRET=1``), for tests only.
 """
@@ -361,10 +374,12 @@ def bwd_launch(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, dx: torch.Ten
 
 
 def fwd_kernel(interpret: bool) -> Any:
+    """The forward kernel, compiled or interpreted (launch with :func:`fwd_launch`'s arguments)."""
     return jit_kernel(_ska_fwd_kernel, interpret, _FWD_UNALIGNED)
 
 
 def bwd_kernel(interpret: bool) -> Any:
+    """The backward kernel, compiled or interpreted (launch with :func:`bwd_launch`'s arguments)."""
     return jit_kernel(_ska_bwd_kernel, interpret, _BWD_UNALIGNED)
 
 
