@@ -1,10 +1,12 @@
 """Small helpers shared by the baseline families (the layers themselves live in ``lsnet.layers``)."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
-from lsnet.layers import BN_Linear
+from lsnet.layers import BN_Linear, _bn_scale_shift
 
 
 def stride2(r: int, times: int = 1) -> int:
@@ -52,3 +54,43 @@ def load_pretrained(model: nn.Module, pretrained: str | None) -> nn.Module:
         from lsnet.checkpoint import load_checkpoint
         load_checkpoint(model, pretrained)
     return model
+
+
+class PoolLinear(nn.Module):
+    """Global average pool then Linear (the fused form of :class:`NormPoolLinear`)."""
+
+    def __init__(self, fc: nn.Module):
+        super().__init__()
+        self.fc = fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean((2, 3)))
+
+
+class NormPoolLinear(nn.Module):
+    """BatchNorm2d on the last feature map, global average pool, Linear (StarNet's tail).
+
+    The BN is a per-channel affine map, so it commutes with pooling and ``fuse()`` folds it into the
+    Linear (exact in eval mode).
+    """
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(dim)
+        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x).mean((2, 3)))
+
+    @torch.no_grad()
+    def fuse(self) -> PoolLinear:
+        scale, shift = _bn_scale_shift(self.norm)
+        if isinstance(self.fc, nn.Identity):
+            fc = nn.Linear(scale.numel(), scale.numel(), device=scale.device, dtype=scale.dtype)
+            fc.weight.copy_(torch.diag(scale))
+            fc.bias.copy_(shift)
+            return PoolLinear(fc)
+        fc = copy.deepcopy(self.fc)
+        fc.bias.add_(self.fc.weight @ shift)
+        fc.weight.mul_(scale[None, :])
+        return PoolLinear(fc)

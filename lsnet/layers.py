@@ -18,12 +18,15 @@ def _bn_scale_shift(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, 
 
 
 class Conv2d_BN(nn.Sequential):
-    """Conv2d without bias followed by BatchNorm2d; fuses into one biased Conv2d."""
+    """Conv2d (without bias unless ``bias``) followed by BatchNorm2d; fuses into one biased Conv2d.
+
+    ``bias=True`` is only for models whose release keeps a redundant conv bias before the BN (StarNet).
+    """
 
     def __init__(self, a: int, b: int, ks: int = 1, stride: int = 1, pad: int = 0, dilation: int = 1,
-                 groups: int = 1, bn_weight_init: float = 1.0):
+                 groups: int = 1, bn_weight_init: float = 1.0, bias: bool = False):
         super().__init__()
-        self.add_module("c", nn.Conv2d(a, b, ks, stride, pad, dilation, groups, bias=False))
+        self.add_module("c", nn.Conv2d(a, b, ks, stride, pad, dilation, groups, bias=bias))
         self.add_module("bn", nn.BatchNorm2d(b))
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.constant_(self.bn.bias, 0)
@@ -35,7 +38,7 @@ class Conv2d_BN(nn.Sequential):
         conv = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation,
                          c.groups, bias=True, device=c.weight.device, dtype=c.weight.dtype)
         conv.weight.copy_(c.weight * scale[:, None, None, None])
-        conv.bias.copy_(shift)
+        conv.bias.copy_(shift if c.bias is None else shift + c.bias * scale)
         return conv
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 import baselines
 import lsnet
-from baselines import efficientvit, repvit
+from baselines import efficientvit, fasternet, repvit, shvit, starnet
 from suites import zoo
 from suites.counting import count_params, fvcore_macs
 
@@ -19,8 +19,12 @@ PUBLISHED = {
     "repvit_m0_9": (5.49, 0.8322), "repvit_m1_0": (7.30, 1.1254), "repvit_m1_1": (8.80, 1.3581),
     "efficientvit_m0": (2.35, 0.0808), "efficientvit_m1": (2.98, 0.1695), "efficientvit_m2": (4.19, 0.2038),
     "efficientvit_m3": (6.90, 0.2657), "efficientvit_m4": (8.80, 0.3024), "efficientvit_m5": (12.47, 0.5261),
+    "starnet_s1": (2.87, 0.4246), "starnet_s2": (3.68, 0.5468), "starnet_s3": (5.75, 0.7574), "starnet_s4": (7.48, 1.0540),
+    "shvit_s1": (6.33, 0.2441), "shvit_s2": (11.48, 0.3686), "shvit_s3": (14.25, 0.6053), "shvit_s4": (16.59, 0.7893),
+    "fasternet_t0": (3.91, 0.3380), "fasternet_t1": (7.60, 0.8547), "fasternet_t2": (14.98, 1.9106),
 }
-FAMILIES = [*repvit.CONFIGS, *efficientvit.CONFIGS]
+FAMILY_MODULES = (repvit, efficientvit, starnet, shvit, fasternet)
+FAMILIES = [n for mod in FAMILY_MODULES for n in mod.CONFIGS]
 SMALL = 32
 
 
@@ -40,8 +44,8 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_registered_in_zoo():
     for name in [*PUBLISHED, *FAMILIES]:
         assert name in baselines.MODELS and name in zoo.names("baselines")
-    assert set(zoo.names("repvit")) == set(repvit.CONFIGS)
-    assert set(zoo.names("efficientvit")) == set(efficientvit.CONFIGS)
+    for mod in FAMILY_MODULES:
+        assert set(zoo.names(mod.FAMILY)) == set(mod.CONFIGS)
     assert isinstance(zoo.create("repvit_m1_1"), repvit.RepViT)
 
 
@@ -77,6 +81,7 @@ def test_train_step_then_fused_equals_unfused(name, size, deterministic):
         out = fused(x)
     assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in fused.modules())
     assert count_params(fused) < count_params(model)
+    assert torch.isfinite(ref).all() and ref.abs().max() > 0
     assert _rel(out, ref) < 1e-10
 
 
