@@ -7,6 +7,7 @@ import re
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -108,6 +109,9 @@ def batch_figure(rows: pd.DataFrame, y: str, ylabel: str) -> str:
         p = (d[d["panel"] == panel].groupby(["model", "batch_size"], as_index=False)[y].median())
         sns.lineplot(data=p, x="batch_size", y=y, hue="model", marker="o", ax=ax, legend=i == len(panels) - 1)
         ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(p["batch_size"].unique()))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
         ax.set_title(panel, fontsize=10)

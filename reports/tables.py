@@ -95,8 +95,12 @@ def _detail(source: str, ex: dict) -> str:
         parts.append(f"{ex['n_unreadable']} unreadable (skipped)")
     if isinstance(ex.get("budget"), dict):
         b = ex["budget"]
-        parts.append(f"budget {b.get('steps')} steps x batch {b.get('batch_size')}"
-                     + (f", {b['train_s']:.0f} s" if isinstance(b.get("train_s"), numbers.Number) else ""))
+        text = f"budget {b.get('steps')} steps"
+        if b.get("batch_size") is not None:
+            text += f" x batch {b['batch_size']}"
+        if isinstance(b.get("train_s"), numbers.Number):
+            text += f", {b['train_s']:.0f} s training"
+        parts.append(text)
     if "seed" in ex:
         parts.append(f"seed {ex['seed']}")
     if "checkpoint" in ex:

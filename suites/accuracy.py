@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +121,13 @@ def _imagefolder(cell: Cell) -> dict[str, Any]:
     loader = DataLoader(ds, batch_size=batch, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
     k = min(5, n_classes)
-    c1 = c5 = n_ok = n_bad = 0
+    c1 = c5 = n_ok = 0
+    bad: list[str] = []
     bar = tqdm(loader, desc=f"{cell.model} {Path(o['data']).name}", unit="batch",
                disable=not o.get("progress", True), leave=False)
     with torch.inference_mode(), autocast:
-        for x, y, ok in bar:
-            n_bad += int((~ok).sum())
+        for x, y, ok, idx in bar:
+            bad += [ds.samples[i][0] for i in idx[~ok].tolist()]
             if not ok.any():
                 continue
             x = x[ok].to(device, dtype, non_blocking=True).contiguous(memory_format=mem_fmt)
@@ -136,27 +138,13 @@ def _imagefolder(cell: Cell) -> dict[str, Any]:
             n_ok += len(y)
             bar.set_postfix(top1=f"{100 * c1 / n_ok:.2f}")
     if n_ok == 0:
-        raise ValueError(f"data folder {o['data']}: none of the {n_bad} images could be read")
-    extra = {"top5": 100 * c5 / n_ok if n_classes >= 5 else None, "n_images": n_ok, "n_unreadable": n_bad,
-             "unreadable_examples": _unreadable(ds, n_bad), "n_classes": n_classes, "data": str(Path(o["data"]).resolve()),
+        raise ValueError(f"data folder {o['data']}: none of the {len(bad)} images could be read "
+                         f"(e.g. {bad[0]}); are they images?")
+    if bad:
+        print(f"warning: {len(bad)} unreadable images in {o['data']} were skipped (e.g. {bad[0]})", file=sys.stderr)
+    extra = {"top5": 100 * c5 / n_ok if n_classes >= 5 else None, "n_images": n_ok, "n_unreadable": len(bad),
+             "unreadable_examples": bad[:20], "n_classes": n_classes, "data": str(Path(o["data"]).resolve()),
              "checkpoint": str(Path(o["checkpoint"]).resolve()), "crop_ratio": transform.crop_ratio,
              "eval_batch_size": batch, "workers": workers}
     return {"top1": 100 * c1 / n_ok, "top1_source": f"measured:{Path(o['data']).resolve().name}",
             "params_m": params, "extra": extra}
-
-
-def _unreadable(ds: Any, n_bad: int, limit: int = 5) -> list[str]:
-    """A few paths of unreadable images (found again in the main process; only when there are some)."""
-    if not n_bad:
-        return []
-    from PIL import Image
-    bad = []
-    for path, _ in ds.samples:
-        try:
-            with Image.open(path) as img:
-                img.load()
-        except Exception:
-            bad.append(path)
-            if len(bad) >= limit:
-                break
-    return bad

@@ -78,7 +78,7 @@ class EvalTransform:
 
 
 class ImageFolderDataset(Dataset):
-    """Items are ``(image, label, ok)``; an unreadable image gives a zero tensor and ``ok=False``."""
+    """Items are ``(image, label, ok, index)``; an unreadable image gives a zero tensor and ``ok=False``."""
 
     def __init__(self, root: str | os.PathLike, transform: EvalTransform):
         self.root = Path(root)
@@ -88,11 +88,11 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, bool]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, bool, int]:
         path, label = self.samples[i]
         try:
             with Image.open(path) as img:
-                return self.transform(img), label, True
+                return self.transform(img), label, True, i
         except Exception:  # truncated, corrupt, or not an image: counted by the caller, not fatal
             s = self.transform.img_size
-            return torch.zeros(3, s, s), label, False
+            return torch.zeros(3, s, s), label, False, i

@@ -108,6 +108,11 @@ def test_measured_errors_are_clear(tmp_path, checkpoint):
     (tmp_path / "noimg" / "a").mkdir(parents=True)
     with pytest.raises(DatasetLayoutError, match="no image files"):
         run(data=str(tmp_path / "noimg"))
+    for c in "abc":  # empty class folders are allowed; the only image is unreadable
+        (tmp_path / "junk" / c).mkdir(parents=True)
+    (tmp_path / "junk" / "a" / "x.jpg").write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="none of the 1 images could be read"):
+        run(data=str(tmp_path / "junk"))
     root = _folder(tmp_path / "val", per_class=1, corrupt=0)
     with pytest.raises(ValueError, match="3 class folders but the model has 1000 classes"):
         run(data=str(root), num_classes=1000)
