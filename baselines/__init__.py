@@ -4,7 +4,7 @@
 img_size=224, **kw)`` returns an ``nn.Module`` whose inference form comes from ``lsnet.fuse``.
 Families: :mod:`baselines.mixers` (LSNet-T with other token mixers), :mod:`baselines.repvit`,
 :mod:`baselines.efficientvit`, :mod:`baselines.starnet`, :mod:`baselines.shvit`,
-:mod:`baselines.fasternet`. Each module exposes its own ``MODELS`` and ``CONFIGS`` (or
+:mod:`baselines.fasternet`, :mod:`baselines.fastvit`. Each module exposes its own ``MODELS`` and ``CONFIGS`` (or
 ``MIXERS``); this package merges them.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from baselines import efficientvit, fasternet, mixers, repvit, shvit, starnet
+from baselines import efficientvit, fasternet, fastvit, mixers, repvit, shvit, starnet
 
-FAMILY_MODULES = (mixers, repvit, efficientvit, starnet, shvit, fasternet)
+FAMILY_MODULES = (mixers, repvit, efficientvit, starnet, shvit, fasternet, fastvit)
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 for _mod in FAMILY_MODULES:

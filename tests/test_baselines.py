@@ -9,7 +9,7 @@ from torch import nn
 
 import baselines
 import lsnet
-from baselines import efficientvit, fasternet, repvit, shvit, starnet
+from baselines import efficientvit, fasternet, fastvit, repvit, shvit, starnet
 from suites import zoo
 from suites.counting import count_params, fvcore_macs
 
@@ -22,8 +22,9 @@ PUBLISHED = {
     "starnet_s1": (2.87, 0.4246), "starnet_s2": (3.68, 0.5468), "starnet_s3": (5.75, 0.7574), "starnet_s4": (7.48, 1.0540),
     "shvit_s1": (6.33, 0.2441), "shvit_s2": (11.48, 0.3686), "shvit_s3": (14.25, 0.6053), "shvit_s4": (16.59, 0.7893),
     "fasternet_t0": (3.91, 0.3380), "fasternet_t1": (7.60, 0.8547), "fasternet_t2": (14.98, 1.9106),
+    "fastvit_t8": (4.03, 0.5398), "fastvit_t12": (7.55, 1.0864),
 }
-FAMILY_MODULES = (repvit, efficientvit, starnet, shvit, fasternet)
+FAMILY_MODULES = (repvit, efficientvit, starnet, shvit, fasternet, fastvit)
 FAMILIES = [n for mod in FAMILY_MODULES for n in mod.CONFIGS]
 SMALL = 32
 
@@ -46,6 +47,7 @@ def test_registered_in_zoo():
         assert name in baselines.MODELS and name in zoo.names("baselines")
     for mod in FAMILY_MODULES:
         assert set(zoo.names(mod.FAMILY)) == set(mod.CONFIGS)
+        assert mod.__doc__ and "arXiv" in mod.__doc__  # each family cites its paper
     assert isinstance(zoo.create("repvit_m1_1"), repvit.RepViT)
 
 
@@ -117,3 +119,12 @@ def test_efficientvit_attention_bias_follows_window():
     tables = [m.attention_biases.shape[1] for m in model.modules()
               if isinstance(m, efficientvit.CascadedGroupAttention)]
     assert tables == [49, 49, 49, 16, 16, 16]
+
+
+def test_fastvit_reparameterises_to_single_convs():
+    fused = lsnet.fuse(fastvit.build("fastvit_t8").eval())
+    block = fused.stages[0][0]
+    assert isinstance(block.token_mixer, nn.Conv2d) and block.token_mixer.groups == 48  # RepMixer -> one dw 3x3
+    assert isinstance(fused.stages[1].downsample[0], nn.Conv2d)  # 7x7 + 3x3 -> one 7x7
+    assert all(isinstance(m[0], nn.Conv2d) and isinstance(m[1], nn.GELU) for m in fused.stem)  # conv + GELU each
+    assert not any(isinstance(m, (fastvit.MobileOneBlock, fastvit.RepMixer)) for m in fused.modules())
