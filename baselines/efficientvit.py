@@ -111,7 +111,8 @@ class EfficientViTBlock(nn.Module):
         super().__init__()
         self.dw0 = Residual(Conv2d_BN(dim, dim, 3, 1, 1, groups=dim, bn_weight_init=0.0), drop)
         self.ffn0 = Residual(FFN(dim, 2 * dim), drop)
-        self.mixer = Residual(LocalWindowAttention(dim, key_dim, num_heads, attn_ratio, resolution, window, kernels), drop)
+        attn = LocalWindowAttention(dim, key_dim, num_heads, attn_ratio, resolution, window, kernels)
+        self.mixer = Residual(attn, drop)
         self.dw1 = Residual(Conv2d_BN(dim, dim, 3, 1, 1, groups=dim, bn_weight_init=0.0), drop)
         self.ffn1 = Residual(FFN(dim, 2 * dim), drop)
 

@@ -79,7 +79,8 @@ class RepViT(nn.Module):
         for i, (ed, dpth) in enumerate(zip(embed_dim, depth)):
             stage = nn.Sequential()
             if i > 0:
-                stage.add_module("downsample", RepViTDownsample(prev, ed, mlp_ratio, kernel_size, act_layer, next(drops)))
+                down = RepViTDownsample(prev, ed, mlp_ratio, kernel_size, act_layer, next(drops))
+                stage.add_module("downsample", down)
             for j in range(dpth):
                 stage.add_module(str(j), RepViTBlock(ed, mlp_ratio, kernel_size, j % 2 == 0, act_layer, next(drops)))
             self.stages.append(stage)
