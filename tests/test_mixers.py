@@ -87,3 +87,21 @@ def test_forward_backward_and_fuse(name, deterministic):
         out = fused(x)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
     assert _rel(out, ref) < 1e-10
+
+
+def test_attn_variant_uses_three_heads_at_stage_resolution():
+    sd = zoo.create("lsnet_t_mixer_attn").state_dict()  # 224: blocks1..4 at 28 (empty in T), 14, 7, 4
+    assert sd["blocks2.3.mixer.m.attention_biases"].shape == (3, 14 * 14)
+    assert sd["blocks3.3.mixer.m.attention_biases"].shape == (3, 7 * 7)
+    assert sd["blocks4.3.mixer.m.attention_biases"].shape == (4, 4 * 4)  # stage 4 untouched
+
+
+def test_default_kernels_reproduce_lsnet_t(deterministic):
+    # the mixer plumbing with LS conv (7, 3) must be lsnet_t itself, weight for weight
+    base = deterministic(lsnet.create_model("lsnet_t", num_classes=5, img_size=SMALL))
+    same = lsnet.create_model("lsnet_t", num_classes=5, img_size=SMALL,
+                              mixer=mixers._last_stage_or(mixers.ls_mixer(7, 3))).double().eval()
+    same.load_state_dict(base.state_dict())
+    x = torch.randn(2, 3, SMALL, SMALL, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(same(x), base(x), rtol=0, atol=0)
