@@ -62,7 +62,8 @@ def fwd_launch(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> tuple[tuple
     cw, kk = w.shape[1], w.shape[2]
     k = math.isqrt(kk)
     return ((triton.cdiv(y.numel(), BLOCK),), (x, w, y, y.numel(), c, h, wd, cw, k, k // 2),
-            dict(BLOCK=BLOCK, ACC=tl.float64 if x.dtype == torch.float64 else tl.float32, num_warps=4))
+            dict(BLOCK=BLOCK, ACC=tl.float64 if x.dtype == torch.float64 else tl.float32, num_warps=4,
+                 enable_fp_fusion=True))
 
 
 def fwd_kernel(interpret: bool):

@@ -353,7 +353,7 @@ def fwd_launch(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor, scale: torch.T
     args = (x, w, y, scale if bn else x, shift if bn else x, h, wd, h * wd, cw, c // cw,
             *x.stride(), *w.stride(), *y.stride())
     kwargs = dict(K=math.isqrt(kk), BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(x, w, y),
-                  EVEN_C=_even_c(c, cw, bg, bcw), BN_ADD=bn, ACC=_acc(x.dtype), num_warps=warps)
+                  EVEN_C=_even_c(c, cw, bg, bcw), BN_ADD=bn, ACC=_acc(x.dtype), num_warps=warps, enable_fp_fusion=True)
     return (triton.cdiv(h * wd, bp), triton.cdiv(cw, bcw), n), args, kwargs
 
 
@@ -369,7 +369,7 @@ def bwd_launch(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, dx: torch.Ten
             *gy.stride(), *x.stride(), *w.stride(), *dxa.stride(), *dwa.stride())
     kwargs = dict(K=math.isqrt(kk), BLOCK_G=bg, BLOCK_CW=bcw, BLOCK_P=bp, DENSE=_dense(gy, x, w, dxa, dwa),
                   EVEN_C=_even_c(c, cw, bg, bcw), NEED_DX=dx is not None, NEED_DW=dw is not None,
-                  ACC=_acc(x.dtype), num_warps=warps)
+                  ACC=_acc(x.dtype), num_warps=warps, enable_fp_fusion=True)
     return (triton.cdiv(h * wd, bp), triton.cdiv(cw, bcw), n), args, kwargs
 
 
