@@ -152,8 +152,8 @@ def test_published_row():
     assert (row["top1"], row["top1_source"]) == (76.1, "published:imagenet-1k")
     assert row["extra"]["tag"] == "in1k_distill" and "in1k_distill" in row["extra"]["source"]
     assert row["params_m"] == pytest.approx(11.7956, abs=1e-3)
-    with pytest.raises(LookupError, match="no published ImageNet top-1"):
-        accuracy.run(Cell(suite="accuracy", model="lsnet_t_nosuch", options={"dataset": "published"}))
+    skipped = accuracy.run(Cell(suite="accuracy", model="lsnet_t_mixer_attn", options={"dataset": "published"}))
+    assert skipped["status"] == "skipped" and "no published ImageNet top-1" in skipped["error"]
 
 
 SMALL = proxy_task.ProxyConfig(seed=3, n_train=96, n_test=48, steps=2, batch_size=16)
@@ -188,8 +188,8 @@ def test_proxy_label_is_the_direction_between_the_discs():
 def test_proxy_short_run_records_budget_and_seed():
     opts = {"proxy_seed": 3, "proxy_steps": "2", "proxy_n_train": 96, "proxy_n_test": 48, "proxy_batch_size": 16}
     assert proxy_task.ProxyConfig.from_options(opts) == SMALL
-    assert proxy_task.ProxyConfig().label() == "proxy:v1-seed0-300steps"
-    row = accuracy.run(Cell(suite="accuracy", model="lsnet_t", threads=2,
+    assert proxy_task.ProxyConfig().label() == "proxy:v1-seed0-150steps"
+    row = accuracy.run(Cell(suite="accuracy", model="lsnet_t", threads=1,
                             options={"dataset": "proxy", "progress": False} | opts))
     assert row["top1_source"].startswith("proxy:v1-seed3-2steps-")  # non-default sizes are hashed into the label
     assert 0 <= row["top1"] <= 100 and row["extra"]["top5"] >= row["top1"]
