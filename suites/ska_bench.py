@@ -245,7 +245,7 @@ def run_cell(row: Row, shape: Shape, dtype: torch.dtype, device: str, min_time: 
             torch.cuda.empty_cache()
     row.ms_p50, row.ms_p10, row.ms_p90 = round(p50, 5), round(p10, 5), round(p90, 5)
     row.n_samples, row.samples_ms = len(samples) or None, samples
-    row.gbps = round(row.bytes / (p50 * 1e-3) / 1e9, 2)
+    row.gbps = round(row.bytes / (p50 * 1e-3) / 1e9, 3)
     row.pct_copy_bw = round(100 * row.gbps / copy_gbps, 1) if copy_gbps else None
     row.tflops = round(row.flops / (p50 * 1e-3) / 1e12, 4)
     return row

@@ -47,7 +47,7 @@ def test_cpu_run_writes_rows(tmp_path):
                 assert r["status"] == "ok", r
                 ms, gbps = float(r["ms_p50"]), float(r["gbps"])
                 assert ms > 0 and float(r["ms_p10"]) <= ms <= float(r["ms_p90"])
-                assert gbps == pytest.approx(int(r["bytes"]) / (ms * 1e-3) / 1e9, rel=1e-2)
+                assert gbps == pytest.approx(int(r["bytes"]) / (ms * 1e-3) / 1e9, rel=1e-2, abs=2e-3)
                 assert float(r["pct_copy_bw"]) == pytest.approx(100 * gbps / float(copy["gbps"]), rel=1e-2, abs=0.06)
             for backend in ("triton", "official"):  # not benchmarked in the CPU interpreter
                 assert by_key[(cl, mode, backend)]["status"] == "skipped"
