@@ -46,3 +46,13 @@ def deterministic():
         model.load_state_dict(deterministic_state(model))
         return model.eval()
     return apply
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Unit tests run single-threaded: small float64 depthwise convs stall with several threads on
+    busy 2-core machines (seconds instead of milliseconds). Benchmarks set their own count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
