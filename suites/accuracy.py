@@ -11,7 +11,7 @@
   the tag and citation go into ``extra``.
 
 Defaults: ``dataset`` is ``imagefolder`` when ``data`` is given. Other options: ``num_classes``,
-``crop_ratio`` (224/256), ``eval_batch_size`` (default ``cell.batch_size``), ``workers`` (up to 8), ``progress`` (True),
+``crop_ratio`` (224/256), ``eval_batch_size`` (default ``cell.batch_size``), ``workers`` (up to 8), ``progress`` (True: a bar when stderr is a terminal),
 ``proxy_seed``, ``proxy_steps`` (any ``proxy_<ProxyConfig field>``), ``tag`` (published).
 """
 from __future__ import annotations
@@ -124,7 +124,7 @@ def _imagefolder(cell: Cell) -> dict[str, Any]:
     c1 = c5 = n_ok = 0
     bad: list[str] = []
     bar = tqdm(loader, desc=f"{cell.model} {Path(o['data']).name}", unit="batch",
-               disable=not o.get("progress", True), leave=False)
+               disable=None if o.get("progress", True) else True, leave=False)  # None: off without a TTY
     with torch.inference_mode(), autocast:
         for x, y, ok, idx in bar:
             bad += [ds.samples[i][0] for i in idx[~ok].tolist()]
