@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="accuracy: checkpoint path (.pth or .safetensors)")
     p.add_argument("--num-classes", type=int, default=None, help="classifier classes (default 1000)")
     p.add_argument("--dataset", default=None, choices=DATASETS, help="accuracy: dataset kind")
+    p.add_argument("--proxy-steps", type=int, default=None, help="accuracy proxy: training steps (default 150)")
+    p.add_argument("--proxy-seed", type=int, default=None, help="accuracy proxy: data and init seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not render report.html at the end")
     p.add_argument("--list", action="store_true", help="list models, suites and visible devices, then exit")
@@ -155,7 +157,8 @@ def _check_positive(args: argparse.Namespace) -> None:
     for flag, value, allow_zero in (("--threads", args.threads, False), ("--resolution", args.resolution, False),
                                     ("--max-batch", args.max_batch, False), ("--min-samples", args.min_samples, False),
                                     ("--warmup", args.warmup, True), ("--min-time", args.min_time, True),
-                                    ("--num-classes", args.num_classes, False), ("--cell-timeout", args.cell_timeout, False)):
+                                    ("--num-classes", args.num_classes, False), ("--cell-timeout", args.cell_timeout, False),
+                                    ("--proxy-steps", args.proxy_steps, False)):
         if value is not None and (value < 0 or (value == 0 and not allow_zero)):
             raise UsageError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
@@ -214,7 +217,9 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
         torch.set_num_threads(args.threads)
     options = {k: v for k, v in (("data", args.data), ("checkpoint", args.checkpoint),
                                  ("num_classes", args.num_classes), ("dataset", args.dataset),
-                                 ("compile_mode", args.compile_mode)) if v is not None}
+                                 ("compile_mode", args.compile_mode), ("proxy_steps", args.proxy_steps),
+                                 ("proxy_seed", args.proxy_seed)) if v is not None}
+    options["progress"] = not args.no_progress
     plan_kw = dict(suites=suites, models=models, devices=devices, dtypes=dtypes, batch_sizes=batch_sizes,
                    max_batch=args.max_batch, channels_last=args.channels_last, compile=args.compile,
                    cuda_graphs=args.cuda_graphs, fused=not args.no_fuse, resolution=args.resolution,
