@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections import defaultdict
+
 from pathlib import Path
 from typing import Any
 

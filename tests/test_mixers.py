@@ -18,15 +18,6 @@ SMALL = 32
 MIXER_KEY = re.compile(r"^blocks[123]\.(\d+)\.mixer\.")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is as fast and immune to OpenMP stalls on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _swapped(key: str) -> bool:
     m = MIXER_KEY.match(key)
     return bool(m) and (int(m.group(1)) - 2) % 2 == 1

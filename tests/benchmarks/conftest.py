@@ -8,13 +8,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 _spec = importlib.util.spec_from_file_location("lsnet_bench_gate", Path(__file__).with_name("gate.py"))
 gate = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("lsnet_bench_gate", gate)
 _spec.loader.exec_module(gate)
 
+THREADS = 2  # benchmarks and their calibration run on 2 intra-op threads (the CI machine's cores)
 _RESULTS = pytest.StashKey[dict]()
+
+
+@pytest.fixture(autouse=True)
+def _benchmark_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(before)
 _LINES = pytest.StashKey[list]()
 
 

@@ -2,18 +2,7 @@
 every other benchmark of the same run (torch: conv/matmul at 2 threads; python: the interpreter)."""
 from __future__ import annotations
 
-import pytest
 import torch
-
-THREADS = 2
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
 
 
 def _stage_net() -> torch.nn.Sequential:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import torch
 
 import lsnet
@@ -12,16 +11,7 @@ from suites import sweep, timing
 from suites.cell import Cell
 from suites.results import ResultWriter
 
-THREADS = 2
 LOOP = 2000
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
 
 
 def _noop() -> None:
@@ -51,7 +41,7 @@ def test_timing_loop_overhead(benchmark):
     benchmark.extra_info.update(overhead_us_per_iter=overhead_ms * 1e3, lsnet_t_bs1_ms=model_ms,
                                 overhead_pct=100 * overhead_ms / model_ms)
     print(f"\nharness overhead {overhead_ms * 1e3:.2f} us/iteration = {100 * overhead_ms / model_ms:.4f}% of "
-          f"LSNet-T batch-1 latency {model_ms:.2f} ms ({THREADS} threads)")
+          f"LSNet-T batch-1 latency {model_ms:.2f} ms ({torch.get_num_threads()} threads)")
     assert overhead_ms < 0.01 * model_ms
 
 
@@ -60,7 +50,7 @@ def test_cell_bookkeeping_overhead(benchmark, tmp_path, monkeypatch):
     benchmark.extra_info["calibration"] = "python"
     samples = [1.0 + i * 1e-3 for i in range(30)]
     monkeypatch.setattr(sweep, "run_cell", lambda cell, isolation="auto", timeout=None: {
-        "status": "ok", **timing.summarize(samples), "samples": samples, "threads": THREADS, "extra": {}})
+        "status": "ok", **timing.summarize(samples), "samples": samples, "threads": torch.get_num_threads(), "extra": {}})
     cells = [Cell(suite="latency", model="lsnet_t", resolution=64)]
     writer = ResultWriter(tmp_path, str(time.time()))
     rows = benchmark.pedantic(sweep.run_sweep, (cells, writer), {"progress": False}, rounds=20, warmup_rounds=2)

@@ -12,16 +12,6 @@ import torch
 import lsnet
 from lsnet.ops import ska
 
-THREADS = 2
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
-
 
 def _ska_inputs(n=16, c=128, h=28, w=28, cw=16):
     g = torch.Generator().manual_seed(0)
