@@ -11,7 +11,8 @@ import gc
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
@@ -59,6 +60,18 @@ class CudaEventTimer:
         return token.elapsed_time(end)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's garbage collector (so it cannot land inside a timed sample)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def timer_for(device: str) -> Timer:
     """The right timer for ``device``: CUDA events on GPUs, the wall clock on CPU."""
     return CudaEventTimer(device) if str(device).startswith("cuda") else CpuTimer()
@@ -91,18 +104,13 @@ def sample(fn: Callable[[], Any], timer: Timer, *, min_time: float, min_samples:
            max_samples: int = 100_000, clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Per-iteration times of an already warm ``fn`` (ms): at least ``min_samples`` and ``min_time`` s."""
     samples: list[float] = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         timer.sync()
         t_end = clock() + min_time
         while len(samples) < max_samples and (len(samples) < min_samples or clock() < t_end):
             token = timer.start()
             fn()
             samples.append(timer.stop(token))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return samples
 
 
@@ -113,9 +121,7 @@ def measure_rounds(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, 
     _, per_call = warm_up(fn, timer, warmup, clock=clock)
     per_round = max(1, min(1000, int(min_time / max(min_rounds, 1) / max(per_call, 1e-9))))
     rounds: list[float] = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         timer.sync()
         t_end = clock() + min_time
         while len(rounds) < min_rounds or clock() < t_end:
@@ -123,9 +129,6 @@ def measure_rounds(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, 
             for _ in range(per_round):
                 fn()
             rounds.append(timer.stop(token) / per_round)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return rounds, per_round
 
 
