@@ -6,6 +6,8 @@ fvcore counts attention matmuls by default; FlopCounterMode counts FLOPs (2 per 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -34,36 +36,36 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def fvcore_macs(model: nn.Module, resolution: int = 224) -> int:
-    """MACs of one image at ``resolution`` by fvcore, with SKA counted as K*K MACs per output."""
-    from fvcore.nn import FlopCountAnalysis
+@contextmanager
+def _eval_one_image(model: nn.Module, resolution: int) -> Iterator[torch.Tensor]:
+    """Yield one random image for ``model`` (its dtype and device) with the model in eval mode and
+    no autograd; the model's training flag is restored afterwards."""
     p = next(model.parameters())
-    x = torch.randn(1, 3, resolution, resolution, dtype=p.dtype, device=p.device)
     was_training = model.training
     model.eval()
     try:
+        with torch.no_grad():
+            yield torch.randn(1, 3, resolution, resolution, dtype=p.dtype, device=p.device)
+    finally:
+        model.train(was_training)
+
+
+def fvcore_macs(model: nn.Module, resolution: int = 224) -> int:
+    """MACs of one image at ``resolution`` by fvcore, with SKA counted as K*K MACs per output."""
+    from fvcore.nn import FlopCountAnalysis
+    with _eval_one_image(model, resolution) as x:
         fca = FlopCountAnalysis(model, x).set_op_handle(
             "lsnet::ska", _fvcore_ska_handle, "lsnet::ska_bn_add", _fvcore_ska_bn_add_handle)
         fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        with torch.no_grad():
-            return int(fca.total())
-    finally:
-        model.train(was_training)
+        return int(fca.total())
 
 
 def flop_counter_macs(model: nn.Module, resolution: int = 224) -> int:
     """MACs of one image by ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2), SKA included."""
     from torch.utils.flop_counter import FlopCounterMode
-    p = next(model.parameters())
-    x = torch.randn(1, 3, resolution, resolution, dtype=p.dtype, device=p.device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_FLOP_MAPPING) as fc:
-            model(x)
-        return fc.get_total_flops() // 2
-    finally:
-        model.train(was_training)
+    with _eval_one_image(model, resolution) as x, FlopCounterMode(display=False, custom_mapping=_FLOP_MAPPING) as fc:
+        model(x)
+    return fc.get_total_flops() // 2
 
 
 def _ska_flops(x_shape, w_shape, backend, *args, out_shape=None, **kwargs) -> int:
