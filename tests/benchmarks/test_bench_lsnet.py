@@ -42,12 +42,13 @@ def test_ska_forward_backward(benchmark, backend):
     assert dx.shape == x.shape and dw.shape == w.shape
 
 
+@pytest.mark.parametrize("backend", ["reference", "auto"])
 @pytest.mark.parametrize("shape", [(16, 128, 14, 14, 16), (16, 256, 7, 7, 32)], ids=["t-stage2", "t-stage3"])
-def test_ska_lsnet_t_stages(benchmark, shape):
-    benchmark.group = "ska-forward lsnet_t stages, batch 16"
+def test_ska_lsnet_t_stages(benchmark, shape, backend):
+    benchmark.group = f"ska-forward lsnet_t {'stage2' if shape[2] == 14 else 'stage3'}, batch 16"
     x, w = _ska_inputs(*shape)
     with torch.inference_mode():
-        benchmark(ska, x, w)
+        benchmark(ska, x, w, backend)
 
 
 def _fused(name: str, ska_backend: str = "auto") -> torch.nn.Module:
