@@ -1,6 +1,7 @@
 """Shared test fixtures: the test data folder and the deterministic parameter rule of the reference logits."""
 from __future__ import annotations
 
+import copy
 import zlib
 from pathlib import Path
 
@@ -46,6 +47,31 @@ def deterministic():
         model.load_state_dict(deterministic_state(model))
         return model.eval()
     return apply
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.fixture
+def rel_err():
+    """Max absolute difference of two tensors relative to the largest magnitude of the second."""
+    return _rel_err
+
+
+@pytest.fixture
+def fuse_check(deterministic):
+    """Give ``model`` the deterministic float64 parameters, fuse a copy, run both on one random batch
+    of ``size`` x ``size`` images; return (fused model, unfused output, relative error of the fused)."""
+    def check(model: nn.Module, size: int) -> tuple[nn.Module, torch.Tensor, float]:
+        import lsnet
+        model = deterministic(model)
+        x = torch.randn(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        with torch.inference_mode():
+            ref = model(x)
+            fused = lsnet.fuse(copy.deepcopy(model))
+            return fused, ref, _rel_err(fused(x), ref)
+    return check
 
 
 @pytest.fixture(autouse=True)

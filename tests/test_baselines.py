@@ -1,7 +1,6 @@
 """Baseline families (RepViT, EfficientViT): registry, published counts, training, exact fusion."""
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
@@ -30,10 +29,6 @@ FAMILIES = [n for mod in FAMILY_MODULES for n in mod.CONFIGS]
 SMALL = 32
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
 def test_registered_in_zoo():
     for name in [*PUBLISHED, *FAMILIES]:
         assert name in baselines.MODELS and name in zoo.names("baselines")
@@ -52,7 +47,7 @@ def test_params_and_macs_match_published(name):
 
 
 @pytest.mark.parametrize("name,size", [(n, SMALL) for n in FAMILIES] + [("efficientvit_m0", 128)])
-def test_train_step_then_fused_equals_unfused(name, size, deterministic):
+def test_train_step_then_fused_equals_unfused(name, size, fuse_check):
     # One build per model: a training forward/backward (with stochastic depth), then, in float64 with
     # every parameter and BN statistic randomised so each fold is really exercised, fused == unfused.
     # efficientvit_m0 at 128 runs zero-padded 7x7 windows in its first stage (8x8 map).
@@ -67,16 +62,11 @@ def test_train_step_then_fused_equals_unfused(name, size, deterministic):
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, missing
 
-    model = deterministic(model)
-    x = torch.randn(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        ref = model(x)
-        fused = lsnet.fuse(copy.deepcopy(model))
-        out = fused(x)
+    fused, ref, err = fuse_check(model, size)
     assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in fused.modules())
     assert count_params(fused) < count_params(model)
     assert torch.isfinite(ref).all() and ref.abs().max() > 0
-    assert _rel(out, ref) < 1e-10
+    assert err < 1e-10
 
 
 def test_repvit_reparameterises_to_single_convs():

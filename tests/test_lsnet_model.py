@@ -1,7 +1,6 @@
 """LSNet family: state-dict layout, parameter counts, reference logits, training behaviour."""
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -36,12 +35,8 @@ def test_folded_parameter_counts(name):
     assert n_params(lsnet.fuse(lsnet.create_model(name).eval())) == FOLDED[name]
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
 @pytest.mark.parametrize("fused,backend", [(False, "torch"), (True, "torch"), (True, "reference")])
-def test_reference_logits_float64(fused, backend, deterministic, data_dir):
+def test_reference_logits_float64(fused, backend, deterministic, data_dir, rel_err):
     g = torch.Generator().manual_seed(1234)
     x = torch.randn(2, 3, 224, 224, generator=g, dtype=torch.float64)
     expected = torch.load(data_dir / "reference_logits_lsnet_t.pt")["lsnet_t"]
@@ -51,7 +46,7 @@ def test_reference_logits_float64(fused, backend, deterministic, data_dir):
         assert model.head.__class__ is torch.nn.Linear
     set_ska_backend(model, backend)
     with torch.inference_mode():
-        assert _rel(model(x), expected) < 1e-12
+        assert rel_err(model(x), expected) < 1e-12
 
 
 def test_channel_uses_weight_c_mod_cw():
@@ -117,12 +112,8 @@ def test_unknown_model():
 
 
 @pytest.mark.parametrize("name", ["lsnet_s", "lsnet_b_distill"])
-def test_fused_equals_unfused_float64(name, deterministic):
-    model = deterministic(lsnet.create_model(name, img_size=64))
-    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
-    with torch.inference_mode():
-        y = model(x)
-        fused = lsnet.fuse(copy.deepcopy(model))
-        assert _rel(fused(x), y) < 1e-12
+def test_fused_equals_unfused_float64(name, fuse_check):
+    fused, _, err = fuse_check(lsnet.create_model(name, img_size=64), 64)
+    assert err < 1e-12
     assert next(fused.parameters()).dtype == torch.float64
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
