@@ -78,17 +78,22 @@ def test_weight_channel_is_c_mod_cw(device):
     assert not torch.allclose(y[:, 1:2].cpu(), other.cpu(), atol=1e-3)
 
 
+def _backward_through_triton(x: torch.Tensor, w: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backpropagate a random gy through the triton SKA (filling x.grad, w.grad); return the reference grads."""
+    x.requires_grad_()
+    w.requires_grad_()
+    y = ska(x, w, "triton")
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(y)
+    y.backward(gy)
+    return ref_grads(x, w, gy)
+
+
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_gradients_match_reference(device, dtype, k, channels_last):
     x, w = make(2, 12, 4, 7, 9, k, dtype, device, channels_last, seed=1)
-    x.requires_grad_()
-    w.requires_grad_()
-    y = ska(x, w, "triton")
-    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64).to(y)
-    y.backward(gy)
-    dx_ref, dw_ref = ref_grads(x, w, gy)
+    dx_ref, dw_ref = _backward_through_triton(x, w, seed=2)
     assert x.grad.stride() == x.stride() and w.grad.stride() == w.stride()
     close(x.grad, dx_ref, GRAD_TOL[dtype])
     close(w.grad, dw_ref, GRAD_TOL[dtype])
@@ -97,12 +102,7 @@ def test_gradients_match_reference(device, dtype, k, channels_last):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_half_gradients(device, dtype):
     x, w = make(2, 8, 4, 5, 6, 3, dtype, device, channels_last=dtype == torch.bfloat16, seed=3)
-    x.requires_grad_()
-    w.requires_grad_()
-    y = ska(x, w, "triton")
-    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64).to(y)
-    y.backward(gy)
-    dx_ref, dw_ref = ref_grads(x, w, gy)
+    dx_ref, dw_ref = _backward_through_triton(x, w, seed=4)
     assert x.grad.dtype == dtype and w.grad.dtype == dtype
     close(x.grad, dx_ref, GRAD_TOL[dtype])
     close(w.grad, dw_ref, GRAD_TOL[dtype])
