@@ -21,7 +21,7 @@ second; on CPU a large memcpy). ``vs_official`` is the official-design time over
 
 GPU timing: ``triton.testing.do_bench`` (warm-up, L2 flushed before every sample, CUDA events),
 median and 10/90th percentiles. CPU timing: ``torch.utils.benchmark`` (``blocked_autorange``).
-Writes ``ska_bench.csv`` and ``ska_bench.json`` (rows plus environment) to ``--out``.
+Writes ``ska_bench.csv``, ``ska_bench.json`` (rows plus environment) and ``env.json`` to ``--out``.
 """
 from __future__ import annotations
 
@@ -29,9 +29,7 @@ import argparse
 import csv
 import json
 import os
-import platform
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +39,8 @@ import torch
 
 from lsnet.model import CONFIGS
 from lsnet.ops import ska, ska_bn_add, ska_reference
+from suites.devices import device_name, is_cuda
+from suites.results import environment, now_iso, write_env
 
 BACKENDS = ("reference", "torch", "triton", "official")
 MODES = ("fwd", "bn_add", "fwd_bwd")
@@ -139,7 +139,7 @@ class Row:
 def time_fn(fn: Callable[[], Any], device: str, min_time: float,
             grad_to_none: Sequence[torch.Tensor] | None = None) -> tuple[float, float, float, list[float]]:
     """(median, p10, p90, samples) in ms. Warm-up calls are never timed."""
-    if device.startswith("cuda"):
+    if is_cuda(device):
         from triton.testing import do_bench
         rep = max(1, int(min_time * 1000))
         q = do_bench(fn, warmup=max(1, rep // 4), rep=rep, grad_to_none=list(grad_to_none or []),
@@ -171,7 +171,7 @@ def copy_bandwidth(device: str, megabytes: int, min_time: float) -> tuple[float,
 
 
 def skip_reason(backend: str, mode: str, device: str) -> str | None:
-    on_gpu = device.startswith("cuda")
+    on_gpu = is_cuda(device)
     if backend in ("triton", "official") and not on_gpu:
         return "Triton kernels are benchmarked on CUDA only (the CPU interpreter is not a benchmark)"
     if backend == "triton" and not _has_triton():
@@ -241,7 +241,7 @@ def run_cell(row: Row, shape: Shape, dtype: torch.dtype, device: str, min_time: 
         row.status, row.error = "error", f"{type(e).__name__}: {e}".splitlines()[0][:300]
         return row
     finally:
-        if device.startswith("cuda"):
+        if is_cuda(device):
             torch.cuda.empty_cache()
     row.ms_p50, row.ms_p10, row.ms_p90 = round(p50, 5), round(p10, 5), round(p90, 5)
     row.n_samples, row.samples_ms = len(samples) or None, samples
@@ -249,25 +249,6 @@ def run_cell(row: Row, shape: Shape, dtype: torch.dtype, device: str, min_time: 
     row.pct_copy_bw = round(100 * row.gbps / copy_gbps, 1) if copy_gbps else None
     row.tflops = round(row.flops / (p50 * 1e-3) / 1e12, 4)
     return row
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return platform.processor() or platform.machine()
-
-
-def environment(device: str, args: argparse.Namespace, copy_gbps: float, copy_ms: float) -> dict[str, Any]:
-    env = {"python": sys.version.split()[0], "torch": torch.__version__, "device": device,
-           "device_name": device_name(device), "threads": torch.get_num_threads(),
-           "copy_gbps": copy_gbps, "copy_ms": copy_ms, "copy_mb": args.copy_mb, "argv": sys.argv,
-           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if _has_triton():
-        import triton
-        env["triton"] = triton.__version__
-    if device.startswith("cuda"):
-        env["cuda"] = torch.version.cuda
-    return env
 
 
 def format_table(rows: Sequence[Row]) -> str:
@@ -299,7 +280,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     """Run the benchmark (see the module docstring); returns the rows it wrote."""
     args = parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    if is_cuda(args.device) and not torch.cuda.is_available():
         raise SystemExit("ska_bench: --device cuda but no CUDA device is available")
     threads = torch.get_num_threads()
     if args.threads:
@@ -312,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
 
 def _run(args: argparse.Namespace) -> list[Row]:
     device = args.device
-    gpu = device.startswith("cuda")
+    gpu = is_cuda(device)
     dtypes = args.dtype or (["float32", "float16", "bfloat16"] if gpu else ["float32"])
     batch = args.batch or (256 if gpu else 8)
     min_time = args.min_time if args.min_time is not None else (0.2 if gpu else 0.5)
@@ -329,6 +310,7 @@ def _run(args: argparse.Namespace) -> list[Row]:
         torch.cuda.set_device(torch.device(device))
         os.environ.pop("TRITON_INTERPRET", None)  # compiled kernels, not the interpreter
 
+    started = now_iso()
     copy_gbps, copy_ms = copy_bandwidth(device, args.copy_mb, min_time)
     name = device_name(device)
     print(f"ska_bench: {name}, copy bandwidth {copy_gbps:.1f} GB/s ({args.copy_mb} MB, {copy_ms:.3f} ms), "
@@ -359,9 +341,11 @@ def _run(args: argparse.Namespace) -> list[Row]:
         writer.writeheader()
         for r in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
+    env = environment([device], torch.get_num_threads(), sys.argv, started)
+    env.update(end_time=now_iso(), device=device, copy_gbps=copy_gbps, copy_ms=copy_ms, copy_mb=args.copy_mb)
+    write_env(out, env)
     with open(out / "ska_bench.json", "w") as f:
-        json.dump({"env": environment(device, args, copy_gbps, copy_ms), "rows": [asdict(r) for r in rows]},
-                  f, indent=1)
+        json.dump({"env": env, "rows": [asdict(r) for r in rows]}, f, indent=1, default=str)
     print()
     print(format_table(rows))
     print(f"\nwrote {out / 'ska_bench.csv'} and {out / 'ska_bench.json'}")
