@@ -2,6 +2,7 @@
 synchronisation per round; on CUDA, energy per image from NVML power samples over the timed rounds."""
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from typing import Any
@@ -16,23 +17,22 @@ from suites.telemetry import PowerSampler
 def run(cell: Cell) -> dict[str, Any]:
     timer = timing.timer_for(cell.device)
     sampler = PowerSampler(int(cell.device.split(":")[1])) if is_cuda(cell.device) else None
+    metered = sampler is not None and sampler.available
     with runtime.inference_context(cell):
         prep = runtime.prepare(cell)
-        if sampler is not None and sampler.available:
-            with sampler:
-                t0 = time.perf_counter()
-                rounds, per_round = timing.measure_rounds(prep.step, timer, warmup=cell.warmup,
-                                                          min_time=cell.min_time, min_rounds=5)
-                t1 = time.perf_counter()
-        else:
+        with sampler if metered else contextlib.nullcontext():
+            t0 = time.perf_counter()
             rounds, per_round = timing.measure_rounds(prep.step, timer, warmup=cell.warmup,
                                                       min_time=cell.min_time, min_rounds=5)
+            t1 = time.perf_counter()
     ms_per_batch = statistics.median(rounds)
     out: dict[str, Any] = {"throughput_img_s": cell.batch_size * 1000.0 / ms_per_batch, "threads": prep.threads,
                            "params_m": count_params(prep.model) / 1e6, "n_samples": len(rounds), "samples": rounds,
                            "extra": {"calls_per_round": per_round, "ms_per_batch_median": ms_per_batch}}
-    if sampler is not None and sampler.available:
-        out.update(energy_fields(sampler, rounds, per_round, cell.batch_size, t0, t1))
+    if metered:
+        energy = energy_fields(sampler, rounds, per_round, cell.batch_size, t0, t1)
+        out["extra"].update(energy.pop("extra", {}))
+        out.update(energy)
     return out
 
 
@@ -47,6 +47,5 @@ def energy_fields(sampler: PowerSampler, rounds_ms: list[float], per_round: int,
         return {}
     powers = [p for t, p in sampler.samples if start <= t <= t_end]
     return {"energy_j_per_img": joules / images,
-            "extra": {"calls_per_round": per_round, "ms_per_batch_median": statistics.median(rounds_ms),
-                      "energy_j": joules, "power_w_mean": statistics.fmean(powers) if powers else None,
+            "extra": {"energy_j": joules, "power_w_mean": statistics.fmean(powers) if powers else None,
                       "power_samples": len(powers)}}
