@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 
-from suites import zoo
+from suites import runtime, zoo
 from suites.cell import Cell
+from suites.counting import count_params
 
 DATASETS = ("imagefolder", "proxy", "published")
 _ALIASES = {"measured": "imagefolder", "folder": "imagefolder"}
@@ -50,7 +51,7 @@ def run(cell: Cell) -> dict[str, Any]:
 
 
 def _params_m(model: torch.nn.Module) -> float:
-    return round(sum(p.numel() for p in model.parameters()) / 1e6, 4)
+    return round(count_params(model) / 1e6, 4)
 
 
 def _published(cell: Cell) -> dict[str, Any]:
@@ -114,8 +115,6 @@ def _imagefolder(cell: Cell) -> dict[str, Any]:
     model = model.to(device=device, dtype=dtype).eval()
     mem_fmt = torch.channels_last if cell.channels_last else torch.contiguous_format
     model = model.to(memory_format=mem_fmt)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
-                if cell.dtype == "amp" else contextlib.nullcontext())
     workers = int(o.get("workers", min(8, os.cpu_count() or 1)))
     batch = int(o.get("eval_batch_size") or cell.batch_size)
     loader = DataLoader(ds, batch_size=batch, shuffle=False, num_workers=workers,
@@ -125,7 +124,7 @@ def _imagefolder(cell: Cell) -> dict[str, Any]:
     bad: list[str] = []
     bar = tqdm(loader, desc=f"{cell.model} {Path(o['data']).name}", unit="batch",
                disable=None if o.get("progress", True) else True, leave=False)  # None: off without a TTY
-    with torch.inference_mode(), autocast:
+    with runtime.inference_context(cell):
         for x, y, ok, idx in bar:
             bad += [ds.samples[i][0] for i in idx[~ok].tolist()]
             if not ok.any():
