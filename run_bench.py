@@ -1,21 +1,22 @@
-"""lsnet-bench: measure LSNet and the baselines (latency, throughput, memory, FLOPs, accuracy, profile).
+"""lsnet-bench: measure LSNet and the baselines (latency, throughput, memory, FLOPs, accuracy, profile, ops).
 
-A thin CLI: parse and validate the arguments, plan the sweep of cells, run it through ``suites``,
-write results.csv / results.json / env.json into the run folder, print a summary table and hand
-the folder to ``reports.render`` when available. Bad input exits with code 2 and one line.
+A thin CLI: flags come from the registered suites (their options) and engines; the arguments are
+checked before any cell runs; the sweep is planned from the suite descriptors and run through an
+executor into the run folder (results.csv, results.jsonl/json, env.json); then a summary table and
+report.html. Exit status: 0 when every cell ended ok, oom or skipped; 1 when any cell ended in
+error; 2 for bad input (one line); 130 when interrupted.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import math
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-SUITE_CHOICES = ("latency", "throughput", "memory", "flops", "accuracy", "profile")
-DTYPE_CHOICES = ("float32", "float16", "bfloat16", "amp")
+from schema import DTYPES
+
 MODEL_GROUPS = ("default", "lsnet", "baselines", "all")
-DATASETS = ("imagefolder", "proxy", "published")
 PROG = "lsnet-bench"
 
 
@@ -33,11 +34,16 @@ def _csv(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import engines
+    from executors.local import ISOLATIONS
+    from suites import registry
     p = _Parser(prog=PROG, description=__doc__.splitlines()[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--suite", default="latency",
-                   help=f"comma-separated suites: {', '.join(SUITE_CHOICES)} or all (all = every suite; accuracy only "
-                        "when --data or --dataset is given)")
+                   help=f"comma-separated suites: {', '.join(registry.names())} or all (all = every suite that has "
+                        "what it needs; accuracy only when --data or --dataset is given)")
+    p.add_argument("--engine", default=None,
+                   help=f"comma-separated engines: {', '.join(engines.ENGINES)} (default eager; see --list)")
     p.add_argument("--device", default=None,
                    help="comma-separated devices: cpu, cuda (= cuda:0), cuda:N, all (every visible device); "
                         "default: cuda:0 when a GPU is visible, else cpu")
@@ -45,17 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated model names or a group: default (lsnet_t, lsnet_s, lsnet_b and every baseline), "
                         "lsnet (all LSNet variants incl. distilled), baselines, all, or a family name; see --list")
     p.add_argument("--batch-sizes", default=None,
-                   help="comma-separated batch sizes; default: latency/profile 1, memory 1,8,32, accuracy 64, "
-                        "throughput powers of two up to --max-batch, stopping at the first out-of-memory batch")
+                   help="comma-separated batch sizes; default: each suite's own (latency/profile 1, memory 1,8,32, "
+                        "accuracy 64, ops 8), throughput powers of two up to --max-batch, stopping at the first "
+                        "out-of-memory batch")
     p.add_argument("--max-batch", type=int, default=None,
                    help="largest batch of throughput's default sweep (default 256 on CPU, 4096 on CUDA)")
-    p.add_argument("--dtype", default="float32", help=f"comma-separated precisions: {', '.join(DTYPE_CHOICES)} "
+    p.add_argument("--dtype", default="float32", help=f"comma-separated precisions: {', '.join(DTYPES)} "
                                                        "(amp = autocast: float16 on CUDA, bfloat16 on CPU)")
     p.add_argument("--channels-last", action="store_true", help="run models and inputs in channels_last layout")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (compilation is never timed)")
-    p.add_argument("--compile-mode", default=None, help="torch.compile mode (default, reduce-overhead, max-autotune)")
+    p.add_argument("--compile", action="store_true", help="alias of --engine compile (compilation is never timed)")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode of the compile engine (default, "
+                                                        "reduce-overhead, max-autotune, max-autotune-no-cudagraphs)")
     p.add_argument("--cuda-graphs", action="store_true",
-                   help="capture the forward in a CUDA graph and time graph replays (CUDA devices only)")
+                   help="eager engine: capture the forward in a CUDA graph and time graph replays (CUDA devices only)")
     p.add_argument("--no-fuse", action="store_true",
                    help="do not fold BN / RepVGG branches (default: fused for inference, the official protocol)")
     p.add_argument("--threads", type=int, default=None,
@@ -65,24 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed samples per cell (at least)")
     p.add_argument("--min-samples", type=int, default=30, help="timed samples per latency cell (at least)")
     p.add_argument("--out", default=None, help="run folder (default: a new timestamped folder under results/)")
-    p.add_argument("--isolation", default="auto", choices=("auto", "inline", "process"),
+    p.add_argument("--isolation", default="auto", choices=ISOLATIONS,
                    help="where cells run: auto = a worker process for memory cells and CUDA cells, others in-process; "
                         "process = every cell in its own worker; inline = all in this process")
-    p.add_argument("--cell-timeout", type=float, default=None, help="seconds before a worker-process cell is killed")
-    p.add_argument("--data", default=None, help="accuracy: dataset folder")
-    p.add_argument("--checkpoint", default=None, help="accuracy: checkpoint path (.pth or .safetensors)")
-    p.add_argument("--num-classes", type=int, default=None, help="classifier classes (default 1000)")
-    p.add_argument("--dataset", default=None, choices=DATASETS, help="accuracy: dataset kind")
-    p.add_argument("--proxy-steps", type=int, default=None, help="accuracy proxy: training steps (default 150)")
-    p.add_argument("--proxy-seed", type=int, default=None, help="accuracy proxy: data and init seed (default 0)")
+    p.add_argument("--cell-timeout", type=float, default=None,
+                   help="seconds before a cell is stopped (cells then run in worker processes)")
+    for opt in registry.option_flags():
+        kind = {"choices": list(opt.choices)} if opt.choices else {}
+        p.add_argument(opt.flag, dest=opt.field, type=opt.type, default=None, **kind,
+                       help=f"{opt.help} (suites: {', '.join(opt.suites)}; default: {opt.default})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not render report.html at the end")
-    p.add_argument("--list", action="store_true", help="list models, suites and visible devices, then exit")
+    p.add_argument("--list", action="store_true", help="list models, suites, engines and visible devices, then exit")
     return p
-
-
-def accuracy_available() -> bool:
-    return importlib.util.find_spec("suites.accuracy") is not None
 
 
 def _choose(values: list[str], valid: tuple[str, ...] | list[str], what: str) -> list[str]:
@@ -95,14 +98,18 @@ def _choose(values: list[str], valid: tuple[str, ...] | list[str], what: str) ->
 
 
 def resolve_suites(spec: str) -> list[str]:
-    valid = [s for s in SUITE_CHOICES if s != "accuracy" or accuracy_available()]
+    from suites import registry
+    valid = registry.names()
     names = _csv(spec)
     if "all" in names:
         return valid
-    if "accuracy" in names and not accuracy_available():
-        raise UsageError("suite 'accuracy' is not available (suites/accuracy.py is missing); choose from "
-                         + ", ".join(valid + ["all"]))
     return _choose(names, valid + ["all"], "suite")
+
+
+def resolve_engines(spec: str | None, compile_alias: bool) -> list[str]:
+    import engines
+    chosen = _choose(_csv(spec), engines.ENGINES, "engine") if spec is not None else ([] if compile_alias else ["eager"])
+    return chosen + (["compile"] if compile_alias and "compile" not in chosen else [])
 
 
 def resolve_models(spec: str) -> list[str]:
@@ -153,43 +160,65 @@ def parse_batch_sizes(spec: str | None) -> list[int] | None:
     return list(dict.fromkeys(sizes))
 
 
-def _check_positive(args: argparse.Namespace) -> None:
+def _check_numbers(args: argparse.Namespace) -> None:
     for flag, value, allow_zero in (("--threads", args.threads, False), ("--resolution", args.resolution, False),
                                     ("--max-batch", args.max_batch, False), ("--min-samples", args.min_samples, False),
                                     ("--warmup", args.warmup, True), ("--min-time", args.min_time, True),
-                                    ("--num-classes", args.num_classes, False), ("--cell-timeout", args.cell_timeout, False),
-                                    ("--proxy-steps", args.proxy_steps, False)):
-        if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+                                    ("--cell-timeout", args.cell_timeout, False)):
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{flag} must be a finite number of seconds, got {value}")
+        if value < 0 or (value == 0 and not allow_zero):
             raise UsageError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+def _suite_options(args: argparse.Namespace, suites: list[str]) -> dict[str, Any]:
+    """Each chosen suite's options from the flags; a warning for options no chosen suite reads."""
+    from suites import registry
+    given = {opt.field: getattr(args, opt.field) for opt in registry.option_flags()}
+    for opt in registry.option_flags():
+        if given[opt.field] is not None and not set(opt.suites) & set(suites):
+            print(f"warning: {opt.flag} is ignored: only suite(s) {', '.join(opt.suites)} read it", file=sys.stderr)
+    out = {}
+    for name in suites:
+        try:
+            out[name] = registry.build_options(registry.get(name), given)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+    return out
+
+
 def list_everything() -> str:
-    from suites import zoo
+    import engines
+    from suites import registry, zoo
     from suites.devices import device_name, visible_devices
     lines = ["models (name  family):"] + [f"  {n}  {zoo.spec(n).family}" for n in zoo.names("all")]
-    lines += [f"model groups: {', '.join(MODEL_GROUPS)}",
-              "suites: " + ", ".join([s for s in SUITE_CHOICES if s != "accuracy" or accuracy_available()] + ["all"]),
-              f"dtypes: {', '.join(DTYPE_CHOICES)}", "visible devices:"]
+    lines += [f"model groups: {', '.join(MODEL_GROUPS)}", "suites:"]
+    lines += [f"  {n}  {registry.get(n).description}" for n in registry.names()]
+    lines += ["engines:"] + [f"  {name}  {'available' if why is None else 'unavailable: ' + why}"
+                             for name, why in engines.availability().items()]
+    lines += [f"dtypes: {', '.join(DTYPES)}", "visible devices:"]
     lines += [f"  {d}  {device_name(d)}" for d in visible_devices()]
     return "\n".join(lines)
 
 
 def _new_run_dir(out: str | None, run_id: str) -> Path:
     if out:
-        return Path(out)
-    base = Path("results") / run_id
-    path, i = base, 1
-    while path.exists():
-        path, i = Path(f"{base}-{i}"), i + 1
-    return path
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {out} is a file; give a folder")
+        if (path / "results.csv").exists() or (path / "results.jsonl").exists():
+            raise UsageError(f"--out {out} already holds results; choose a new folder "
+                             f"(earlier rows are never overwritten)")
+        return path
+    return Path("results") / run_id
 
 
 def _render_report(run_dir: Path) -> None:
     try:
-        import reports
-        render = getattr(reports, "render", None)
-        if callable(render):
-            print(f"report: {render(run_dir)}")
+        from reports import render
+        print(f"report: {render(run_dir)}")
     except Exception as exc:  # noqa: BLE001  (a report failure must not lose results)
         print(f"warning: report not rendered ({type(exc).__name__}: {exc}); results are in {run_dir}", file=sys.stderr)
 
@@ -199,32 +228,28 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     args = build_parser().parse_args(argv)
     if args.list:
         return args, {}
-    _check_positive(args)
+    _check_numbers(args)
     suites = resolve_suites(args.suite)
-    if "accuracy" in suites and not (args.data or args.dataset):
-        if "all" in _csv(args.suite):
-            suites.remove("accuracy")   # all = every suite that has what it needs
-        else:
-            raise UsageError("suite 'accuracy' needs --data DIR (with --checkpoint PATH) or --dataset proxy|published")
-    dtypes = _choose(_csv(args.dtype), DTYPE_CHOICES, "dtype")
+    if "accuracy" in suites and args.data is None and args.dataset is None and "all" in _csv(args.suite):
+        suites.remove("accuracy")   # all = every suite that has what it needs
+    options = _suite_options(args, suites)
+    engines_ = resolve_engines(args.engine, args.compile)
+    dtypes = _choose(_csv(args.dtype), DTYPES, "dtype")
     devices = resolve_devices(args.device)
     models = resolve_models(args.models)
     batch_sizes = parse_batch_sizes(args.batch_sizes)
-    if args.cuda_graphs and not any(d.startswith("cuda") for d in devices):
+    from suites.devices import is_cuda
+    if args.cuda_graphs and not any(is_cuda(d) for d in devices):
         raise UsageError(f"--cuda-graphs needs a CUDA device; chosen devices: {', '.join(devices)}")
+    from engines.compile import COMPILE_MODES
+    if args.compile_mode is not None and args.compile_mode not in COMPILE_MODES:
+        raise UsageError(f"unknown --compile-mode {args.compile_mode!r}; choose from {', '.join(COMPILE_MODES)}")
     import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    options = {k: v for k, v in (("data", args.data), ("checkpoint", args.checkpoint),
-                                 ("num_classes", args.num_classes), ("dataset", args.dataset),
-                                 ("compile_mode", args.compile_mode), ("proxy_steps", args.proxy_steps),
-                                 ("proxy_seed", args.proxy_seed)) if v is not None}
-    options["progress"] = not args.no_progress
-    plan_kw = dict(suites=suites, models=models, devices=devices, dtypes=dtypes, batch_sizes=batch_sizes,
-                   max_batch=args.max_batch, channels_last=args.channels_last, compile=args.compile,
-                   cuda_graphs=args.cuda_graphs, fused=not args.no_fuse, resolution=args.resolution,
-                   threads=torch.get_num_threads(), warmup=args.warmup, min_time=args.min_time,
-                   min_samples=args.min_samples, options=options)
+    plan_kw = dict(suites=suites, models=models, devices=devices, dtypes=dtypes, engines_=engines_,
+                   batch_sizes=batch_sizes, max_batch=args.max_batch, options=options,
+                   channels_last=args.channels_last, cuda_graphs=args.cuda_graphs, compile_mode=args.compile_mode,
+                   fused=not args.no_fuse, resolution=args.resolution, threads=args.threads or torch.get_num_threads(),
+                   warmup=args.warmup, min_time=args.min_time, min_samples=args.min_samples)
     return args, plan_kw
 
 
@@ -232,35 +257,48 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args, plan_kw = configure(argv)
+        if args.list:
+            print(list_everything())
+            return 0
+        from suites import results
+        run_id = results.new_run_id()
+        run_dir = _new_run_dir(args.out, run_id)
+        from suites import sweep
+        tasks = sweep.plan(**plan_kw)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    if args.list:
-        print(list_everything())
-        return 0
-    from suites import results, sweep
-    run_id = results.new_run_id()
-    run_dir = _new_run_dir(args.out, run_id)
-    plan_kw["options"] = {**plan_kw["options"], "run_dir": str(run_dir.resolve())}
-    cells = sweep.plan(**plan_kw)
+    import executors
+    from suites.cell import Context
     writer = results.ResultWriter(run_dir, run_id)
-    env = results.environment(sorted({c.device for c in cells} | set(plan_kw["devices"])), plan_kw["threads"],
-                              [PROG] + argv, results.now_iso())
-    env["planned_cells"] = len(cells)
+    n_cells = sum(len(t.cells) for t in tasks)
+    env = results.environment(sorted({c.device for t in tasks for c in t.cells} | set(plan_kw["devices"])),
+                              plan_kw["threads"], [PROG] + argv, results.now_iso())
+    env["run_id"], env["planned_cells"] = run_id, n_cells
     results.write_env(run_dir, env)
-    code = 0
+    executor = executors.get("local", isolation=args.isolation, timeout=args.cell_timeout)
+    ctx = Context(run_dir=run_dir.resolve(), progress=not args.no_progress)
+    code, reason = 0, "completed"
     try:
-        sweep.run_sweep(cells, writer, isolation=args.isolation, timeout=args.cell_timeout,
-                        progress=not args.no_progress)
+        sweep.run_sweep(tasks, executor, writer, ctx, progress=not args.no_progress)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(writer.rows)} of {len(cells)} cells measured", file=sys.stderr)
-        code = 130
-    env["end_time"] = results.now_iso()
+        print(f"\ninterrupted: {len(writer.rows)} of {n_cells} cells measured", file=sys.stderr)
+        code, reason = 130, "interrupted"
+    finally:
+        executor.close()
+    writer.consolidate()
+    errors = sum(r["status"] == "error" for r in writer.rows)
+    if code == 0 and errors:
+        code, reason = 1, "failed"
+    env["end_time"] = env["sessions"][-1]["end_time"] = results.now_iso()
+    env["sessions"][-1]["end_reason"] = reason
     env["measured_cells"] = len(writer.rows)
     results.write_env(run_dir, env)
     print(results.summary_table(writer.rows))
     print(f"results: {run_dir}")
-    if code == 0 and not args.no_report:
+    if errors:
+        print(f"{errors} of {len(writer.rows)} cells ended in error (see the error column)", file=sys.stderr)
+    if code != 130 and not args.no_report:
         _render_report(run_dir)
     return code
 

@@ -11,11 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from suites.cell import ROW_COLUMNS
-
-NUMERIC = ("batch_size", "resolution", "threads", "params_m", "gmacs", "latency_ms_p50", "latency_ms_p90",
-           "latency_ms_p99", "latency_ms_mean", "latency_ms_std", "n_samples", "throughput_img_s", "peak_mem_mb",
-           "energy_j_per_img", "top1")
+from schema import NUMERIC_COLUMNS, ROW_COLUMNS, read_jsonl
 
 
 class ResultsError(ValueError):
@@ -31,14 +27,9 @@ class Run:
 
     @property
     def command(self) -> str | None:
-        """The exact command line, from env.json (``command``, ``command_line``, ``cmd`` or ``argv``)."""
-        for key in ("command", "command_line", "cmdline", "cmd", "argv"):
-            v = self.env.get(key)
-            if isinstance(v, list | tuple):
-                return shlex.join(map(str, v))
-            if v:
-                return str(v)
-        return None
+        """The exact command line, from env.json's ``argv``."""
+        argv = self.env.get("argv")
+        return shlex.join(map(str, argv)) if isinstance(argv, list) and argv else None
 
     @property
     def run_id(self) -> str:
@@ -47,12 +38,8 @@ class Run:
 
 
 def _json_rows(obj: Any) -> list[dict[str, Any]] | None:
-    if isinstance(obj, dict):
-        for key in ("rows", "results"):
-            if isinstance(obj.get(key), list):
-                return obj[key]
-        return None
-    return obj if isinstance(obj, list) else None
+    rows = obj.get("rows") if isinstance(obj, dict) else None
+    return rows if isinstance(rows, list) else None
 
 
 def _clean_extra(v: Any) -> dict[str, Any]:
@@ -72,8 +59,10 @@ def load_run(path: str | os.PathLike) -> Run:
     if not path.is_dir():
         raise ResultsError(f"results folder {path}: no such directory (expected results.csv/results.json from a run)")
     rows: list[dict[str, Any]] | None = None
-    jpath, cpath = path / "results.json", path / "results.csv"
-    if jpath.is_file():
+    jpath, lpath, cpath = path / "results.json", path / "results.jsonl", path / "results.csv"
+    if lpath.is_file():   # the rows as written, including those of a session that has not ended
+        rows = read_jsonl(lpath)
+    elif jpath.is_file():
         try:
             rows = _json_rows(json.loads(jpath.read_text(encoding="utf-8")))
         except ValueError as e:
@@ -90,12 +79,14 @@ def load_run(path: str | os.PathLike) -> Run:
         if col not in df.columns:
             df[col] = None
     df["extra"] = [_clean_extra(v) for v in df["extra"]] if "extra" in df.columns else [{} for _ in range(len(df))]
-    for col in NUMERIC:
+    for col in NUMERIC_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce")
-    for col in ("model", "family", "device", "device_name", "dtype", "top1_source", "status", "suite", "run_id"):
+    for col in ("model", "family", "device", "device_name", "dtype", "top1_source", "status", "suite", "run_id",
+                "engine", "host"):
         df[col] = df[col].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     df["status"] = df["status"].fillna("ok")
     df["dtype"] = df["dtype"].fillna("float32")
+    df["engine"] = df["engine"].fillna("eager")
     df["run_dir"] = str(path)
     env: dict[str, Any] = {}
     if (path / "env.json").is_file():

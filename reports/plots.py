@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from reports.pareto import pareto_mask  # noqa: E402
-from reports.tables import OP_KINDS  # noqa: E402
+from schema import OP_KINDS  # noqa: E402
 
 PANEL_W, PANEL_H = 6.0, 4.4
 LOG_RATIO = 8.0  # use a log axis when the data spans more than this factor
@@ -147,7 +147,3 @@ def op_share_figure(shares: pd.DataFrame) -> str:
     fig.legend(handles=handles, loc="lower center", ncol=len(kinds), bbox_to_anchor=(0.5, -0.02), frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return to_svg(fig)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

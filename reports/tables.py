@@ -3,7 +3,7 @@
 Rules (stated in the report): latency, peak memory and energy come from the smallest batch size measured
 for that figure; throughput is the best over batch sizes. Params and MACs are per model (any row).
 Accuracy is a property of the weights, so each (model, top-1 source) value joins every device; published
-ImageNet top-1 from ``reports/data/published.csv`` is added for models the rows give none for, always
+ImageNet top-1 from ``schema/data/published.csv`` is added for models the rows give none for, always
 labelled ``published:imagenet-1k``.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ import numbers
 
 import pandas as pd
 
-from reports import published
+from schema import published
 
 PUBLISHED_SOURCE = "published:imagenet-1k"
-OP_KINDS = ("conv", "ska", "attention", "norm", "elementwise", "other")
+INFERENCE_SUITES = ("latency", "throughput", "memory")   # the suites whose figures form a model's performance
 PERF_COLS = ("latency_ms_p50", "latency_ms_p90", "throughput_img_s", "peak_mem_mb", "energy_j_per_img")
 
 
@@ -32,21 +32,22 @@ def _at_smallest_batch(g: pd.DataFrame, cols: list[str]) -> pd.Series:
 
 
 def performance(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (panel_device, dtype, model) with the PERF_COLS (and their batch sizes), family, params, MACs."""
+    """One row per (panel_device, engine, dtype, model) with the PERF_COLS (and their batch sizes), family,
+    params, MACs. Only inference suites count; rows of different engines are never merged."""
     ok = ok_rows(df)
-    perf = ok.dropna(subset=list(PERF_COLS), how="all")
+    perf = ok[ok["suite"].isin(INFERENCE_SUITES)].dropna(subset=list(PERF_COLS), how="all")
     out = []
-    for (dev, dtype, model), g in perf.groupby(["panel_device", "dtype", "model"], sort=True):
+    for (dev, engine, dtype, model), g in perf.groupby(["panel_device", "engine", "dtype", "model"], sort=True):
         best = g.dropna(subset=["throughput_img_s"])
         thr = best.loc[best["throughput_img_s"].idxmax()] if not best.empty else None
-        rec = {"panel_device": dev, "dtype": dtype, "model": model,
+        rec = {"panel_device": dev, "engine": engine, "dtype": dtype, "model": model,
                "throughput_img_s": thr["throughput_img_s"] if thr is not None else None,
                "throughput_img_s_batch": thr["batch_size"] if thr is not None else None}
         rec |= _at_smallest_batch(g, ["latency_ms_p50", "latency_ms_p90"]).to_dict()
         rec |= _at_smallest_batch(g, ["peak_mem_mb"]).to_dict()
         rec |= _at_smallest_batch(g, ["energy_j_per_img"]).to_dict()
         out.append(rec)
-    cols = ["panel_device", "dtype", "model", *PERF_COLS, "latency_ms_p50_batch", "throughput_img_s_batch",
+    cols = ["panel_device", "engine", "dtype", "model", *PERF_COLS, "latency_ms_p50_batch", "throughput_img_s_batch",
             "peak_mem_mb_batch", "energy_j_per_img_batch"]
     res = pd.DataFrame(out, columns=cols)
     return res.merge(model_facts(df), on="model", how="left")
@@ -113,41 +114,36 @@ def summary(df: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
     perf = performance(df)
     if perf.empty:  # accuracy-only run: one table of models
         perf = model_facts(df)
-        perf["panel_device"], perf["dtype"] = "(no device measurements)", ""
+        perf["panel_device"], perf["engine"], perf["dtype"] = "(no device measurements)", "", ""
     for src, g in acc.groupby("top1_source", sort=True):
         perf = perf.merge(g[["model", "top1"]].rename(columns={"top1": f"top1 [{src}]"}), on="model", how="left")
     return perf
 
 
 def op_shares(df: pd.DataFrame) -> pd.DataFrame:
-    """Long table (panel_device, dtype, model, batch_size, kind, share) from the profile suite's
-    ``extra["kinds"]`` (``{kind: {"share": x, ...}}``) or ``extra["op_share"]`` (``{kind: x}``).
-
-    Shares are normalised to sum to 1 per row (so percentages work too); non-numeric entries are ignored;
-    a value may also be ``{"share": x}``.
-    """
+    """Long table (panel_device, engine, dtype, model, batch_size, kind, share) from the profile suite's
+    ``extra["kinds"]`` (``{kind: {"share": x, ...}}``), normalised to sum to 1 per row."""
     recs = []
     for _, r in ok_rows(df).iterrows():
         ex = r["extra"] if isinstance(r["extra"], dict) else {}
-        share = ex.get("op_share", ex.get("kinds"))
-        if not isinstance(share, dict):
+        share = ex.get("kinds")
+        if r["suite"] != "profile" or not isinstance(share, dict):
             continue
         vals = {}
         for kind, v in share.items():
-            if isinstance(v, dict):
-                v = v.get("share", v.get("fraction"))
+            v = v.get("share") if isinstance(v, dict) else None
             if isinstance(v, numbers.Number) and not isinstance(v, bool) and v == v and v >= 0:
                 vals[str(kind)] = float(v)
         total = sum(vals.values())
         if total <= 0:
             continue
         for kind, v in vals.items():
-            recs.append({"panel_device": r["panel_device"], "dtype": r["dtype"], "model": r["model"],
+            recs.append({"panel_device": r["panel_device"], "engine": r["engine"], "dtype": r["dtype"], "model": r["model"],
                          "batch_size": r["batch_size"], "kind": kind, "share": v / total})
-    return pd.DataFrame(recs, columns=["panel_device", "dtype", "model", "batch_size", "kind", "share"])
+    return pd.DataFrame(recs, columns=["panel_device", "engine", "dtype", "model", "batch_size", "kind", "share"])
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
     """Rows whose status is not ok, with their error."""
     bad = df[df["status"] != "ok"]
-    return bad[["run_label", "suite", "model", "panel_device", "dtype", "batch_size", "status", "error"]]
+    return bad[["run_label", "suite", "engine", "model", "panel_device", "dtype", "batch_size", "status", "error"]]

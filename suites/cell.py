@@ -1,22 +1,15 @@
-"""A cell: one independent, serialisable unit of a sweep (model x suite x device x batch x options).
+"""A cell: one independent, serialisable unit of a sweep (suite x model x engine x device x batch x options).
 
-Each suite module ``suites/<name>.py`` exposes ``run(cell: Cell) -> dict`` returning the result
-columns it measures (see ``ROW_COLUMNS``) plus optionally ``"samples"`` (raw timings, kept in
-results.json only) and ``"extra"`` (a dict of suite-specific data, JSON-serialisable). A suite
-raises on failure; the executor turns the exception into a row with ``status``/``error``.
+A cell describes the measurement and nothing else: planner state (skip reasons, ladders) lives in
+:class:`suites.sweep.Task`, executor state (the run folder, isolation, progress) in :class:`Context`.
+``options`` is the suite's own frozen options dataclass (see :mod:`suites.registry`); ``None``
+means the suite's defaults. A cell is hashable and round-trips through JSON (:meth:`Cell.to_dict`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
-
-ROW_COLUMNS = (
-    "run_id", "suite", "model", "family", "device", "device_name", "dtype", "channels_last", "compile",
-    "fused", "batch_size", "resolution", "threads", "params_m", "gmacs", "latency_ms_p50", "latency_ms_p90",
-    "latency_ms_p99", "latency_ms_mean", "latency_ms_std", "n_samples", "throughput_img_s", "peak_mem_mb",
-    "energy_j_per_img", "top1", "top1_source", "status", "error",
-)
-STATUSES = ("ok", "oom", "error", "skipped")
 
 
 @dataclass(frozen=True)
@@ -24,23 +17,61 @@ class Cell:
     """Everything needed to measure one row, independent of the process that planned it."""
     suite: str
     model: str
+    engine: str = "eager"
     device: str = "cpu"
     batch_size: int = 1
-    dtype: str = "float32"          # float32 | float16 | bfloat16 | amp
+    dtype: str = "float32"          # one of schema.DTYPES
     channels_last: bool = False
-    compile: bool = False
     cuda_graphs: bool = False
+    compile_mode: str | None = None
     fused: bool = True
     resolution: int = 224
     threads: int | None = None
     warmup: float = 0.5             # seconds of warm-up
     min_time: float = 1.0           # seconds of timed samples (at least ``min_samples``)
     min_samples: int = 30
-    options: dict[str, Any] = field(default_factory=dict)  # suite-specific (data dir, checkpoint, ...)
+    options: Any = None             # the suite's Options instance; None = its defaults
+
+    @property
+    def compile(self) -> bool:
+        """Whether the model runs through torch.compile (the ``compile`` column)."""
+        return self.engine == "compile"
+
+    @property
+    def opts(self) -> Any:
+        """The suite's options, defaults filled in."""
+        if self.options is not None:
+            return self.options
+        from suites import registry
+        return registry.get(self.suite).options()
+
+    def with_(self, **changes: Any) -> "Cell":
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["options"] = asdict(self.options) if self.options is not None else None
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Cell":
+        d = dict(d)
+        if d.get("options") is not None:
+            from suites import registry
+            d["options"] = registry.get(d["suite"]).options(**d["options"])
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the executor gives a running cell besides the cell: where files go, how it runs."""
+    run_dir: Path | None = None     # the run folder (artifacts, profiler traces); None: nothing written
+    isolated: bool = False          # the cell has a process of its own (CPU memory cells need one)
+    progress: bool = False          # progress bars for long cells
+
+    @property
+    def artifacts(self) -> Path:
+        """``run_dir/artifacts`` (created), for exported models and other files a cell keeps."""
+        path = (self.run_dir or Path(".")) / "artifacts"
+        path.mkdir(parents=True, exist_ok=True)
+        return path

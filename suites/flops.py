@@ -6,20 +6,22 @@ from typing import Any
 
 import torch
 
-from suites import runtime
-from suites.cell import Cell
+from suites import modelprep
+from suites.cell import Cell, Context
 from suites.counting import count_params, flop_counter_macs, fvcore_macs
+from suites.registry import Suite, register
 
 
-def run(cell: Cell) -> dict[str, Any]:
+def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     """Counts on the CPU in float32 at ``cell.resolution`` (counts do not depend on device or batch)."""
-    threads = runtime.set_threads(cell)
-    counted = Cell(**{**cell.to_dict(), "device": "cpu", "dtype": "float32", "channels_last": False,
-                      "compile": False, "cuda_graphs": False})
-    model = runtime.build_model(counted)
+    model = modelprep.build_model(cell.with_(device="cpu", dtype="float32", channels_last=False, cuda_graphs=False))
     fv = fvcore_macs(model, cell.resolution)
     fc = flop_counter_macs(model, cell.resolution)
-    return {"params_m": count_params(model) / 1e6, "gmacs": fv / 1e9, "threads": threads,
+    return {"params_m": count_params(model) / 1e6, "gmacs": fv / 1e9,
             "extra": {"macs_fvcore": fv, "macs_flop_counter": fc, "params": count_params(model),
                       "counter_agreement": fc / fv if fv else None, "counted_on": "cpu float32",
                       "torch": torch.__version__}}
+
+
+SUITE = register(Suite("flops", run, __name__, "parameters and MACs per image (fvcore, FlopCounterMode)",
+                       plan="per_model"))

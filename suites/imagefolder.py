@@ -1,7 +1,7 @@
 """ImageFolder reading and the official LSNet evaluation preprocessing, with Pillow and torch only.
 
 Layout: ``ROOT/<class name>/<image>``; sorted class-folder names give the class indices (as ImageNet
-val is usually laid out). Preprocessing (shared/lsnet/README.md): resize the shorter side to
+val is usually laid out). Preprocessing (the official evaluation): resize the shorter side to
 ``int(img_size / crop_ratio)`` with bicubic interpolation (256 for 224 at the official ratio 224/256),
 center crop ``img_size``, scale to [0, 1], normalise with the ImageNet mean and std.
 """

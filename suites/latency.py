@@ -3,16 +3,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from suites import runtime, timing
-from suites.cell import Cell
-from suites.counting import count_params
-from suites.devices import is_cuda
+import engines
+from suites import timing
+from suites.cell import Cell, Context
+from suites.registry import Suite, register
 
 
-def run(cell: Cell) -> dict[str, Any]:
-    with runtime.inference_context(cell):
-        prep = runtime.prepare(cell)
-        samples = timing.measure(prep.step, timing.timer_for(cell.device), warmup=cell.warmup,
-                                 min_time=cell.min_time, min_samples=cell.min_samples)
-    return {**timing.summarize(samples), "threads": prep.threads, "params_m": count_params(prep.model) / 1e6,
-            "samples": samples, "extra": {"timer": "cuda_events" if is_cuda(cell.device) else "perf_counter_ns"}}
+def run(cell: Cell, ctx: Context) -> dict[str, Any]:
+    with engines.get(cell.engine).prepare(cell, ctx) as step:
+        samples = timing.measure(step.run, step.timer, warmup=cell.warmup, min_time=cell.min_time,
+                                 min_samples=cell.min_samples)
+    return {**timing.summarize(samples), "params_m": step.params / 1e6, "parity_rel": step.parity_rel,
+            "samples": samples, "extra": {"timer": type(step.timer).__name__, **step.info}}
+
+
+SUITE = register(Suite("latency", run, __name__, "per-forward latency percentiles after warm-up",
+                       engines=engines.ENGINES))

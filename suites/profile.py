@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, schedule, tensorboard_trace_handler
 
-from suites import runtime
-from suites.cell import Cell
-from suites.counting import count_params
+import engines
+from schema import OP_KINDS
+from suites.cell import Cell, Context
 from suites.devices import is_cuda
+from suites.registry import Suite, register
 
-KINDS = ("conv", "ska", "attention", "norm", "elementwise", "other")
 WAIT, WARMUP, ACTIVE = 1, 2, 5
 
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -83,7 +83,7 @@ def operator_tables(events: list[Any], device: bool = False) -> tuple[list[dict[
     ops = sorted(per_op.values(), key=lambda r: -r["self_time_us"])
     for r in ops:
         r["share"] = r["self_time_us"] / total
-    kinds: dict[str, dict[str, Any]] = {k: {"kind": k, "calls": 0, "self_time_us": 0.0} for k in KINDS}
+    kinds: dict[str, dict[str, Any]] = {k: {"kind": k, "calls": 0, "self_time_us": 0.0} for k in OP_KINDS}
     for r in ops:
         kinds[r["kind"]]["calls"] += r["calls"]
         kinds[r["kind"]]["self_time_us"] += r["self_time_us"]
@@ -101,37 +101,40 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def cell_label(cell: Cell) -> str:
-    parts = [cell.model, cell.device.replace(":", ""), cell.dtype, f"bs{cell.batch_size}", f"r{cell.resolution}"]
-    parts += [flag for flag, on in (("cl", cell.channels_last), ("compile", cell.compile),
-                                    ("graphs", cell.cuda_graphs), ("unfused", not cell.fused)) if on]
+    parts = [cell.model, cell.engine, cell.device.replace(":", ""), cell.dtype, f"bs{cell.batch_size}",
+             f"r{cell.resolution}"]
+    parts += [flag for flag, on in (("cl", cell.channels_last), ("graphs", cell.cuda_graphs),
+                                    ("unfused", not cell.fused)) if on]
     return "_".join(parts)
 
 
-def run(cell: Cell) -> dict[str, Any]:
-    out_root = Path(cell.options.get("run_dir") or ".") / "profile"
+def run(cell: Cell, ctx: Context) -> dict[str, Any]:
+    out_root = (ctx.run_dir or Path(".")) / "profile"
     label = cell_label(cell)
     trace_dir = out_root / label
     trace_dir.mkdir(parents=True, exist_ok=True)
     on_gpu = is_cuda(cell.device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
-    with runtime.inference_context(cell):
-        prep = runtime.prepare(cell)
-        prep.step()  # first call (compile / capture) outside the profile
+    with engines.get(cell.engine).prepare(cell, ctx) as step:
+        step.run()  # first call (compile / capture) outside the profile
         with torch.profiler.profile(activities=activities, schedule=schedule(wait=WAIT, warmup=WARMUP, active=ACTIVE),
                                     on_trace_ready=tensorboard_trace_handler(str(trace_dir), worker_name=label),
                                     record_shapes=False) as prof:
             for _ in range(WAIT + WARMUP + ACTIVE):
-                prep.step()
-                if on_gpu:
-                    torch.cuda.synchronize(torch.device(cell.device))
+                step.run()
+                step.timer.sync()
                 prof.step()
     ops, kinds = operator_tables(list(prof.events()), device=on_gpu)
     _write_csv(out_root / f"{label}_ops.csv", ops)
     _write_csv(out_root / f"{label}_kinds.csv", kinds)
     traces = sorted(p.name for p in trace_dir.glob("*.pt.trace.json*"))
-    return {"params_m": count_params(prep.model) / 1e6, "threads": prep.threads,
+    return {"params_m": step.params / 1e6,
             "extra": {"trace_dir": str(trace_dir), "traces": traces, "profiled_steps": ACTIVE,
                       "time_basis": "device" if on_gpu else "cpu",
                       "kinds": {r["kind"]: {"share": r["share"], "self_time_us": r["self_time_us"], "calls": r["calls"]}
                                 for r in kinds},
                       "top_ops": ops[:25]}}
+
+
+SUITE = register(Suite("profile", run, __name__, "per-operator time shares by kind (torch.profiler traces)",
+                       engines=("eager", "compile")))

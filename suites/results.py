@@ -1,5 +1,11 @@
-"""Result rows and the run folder: results.csv (appended as cells finish), results.json (rows with
-raw samples, rewritten atomically after every cell), env.json, and the short summary table."""
+"""Result rows and the run folder.
+
+``results.csv`` and ``results.jsonl`` (rows with raw samples, one JSON document per line) are only
+ever appended to, one row as each cell completes, so an interrupted sweep keeps everything it
+measured and a resumed one never rewrites what an earlier session wrote. ``results.json`` is the
+consolidated copy of the JSON lines, written when a session ends. ``env.json`` holds the project's
+facts, one environment per host that measured a row, and every session's start, end and end reason.
+"""
 from __future__ import annotations
 
 import csv
@@ -7,13 +13,15 @@ import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from suites.cell import ROW_COLUMNS, STATUSES, Cell
+from schema import MEASURE_COLUMNS, ROW_COLUMNS, STATUSES, read_jsonl
+from suites.cell import Cell
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,29 +31,42 @@ def now_iso() -> str:
 
 
 def new_run_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S")
+    """Local time to the millisecond plus a random suffix: unique even for runs started together."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + os.urandom(2).hex()
 
 
-def make_row(run_id: str, cell: Cell, result: dict[str, Any], family: str = "", device_name: str = "",
-             threads: int | None = None) -> dict[str, Any]:
-    """One row (``ROW_COLUMNS`` order) from a cell and its result; ``samples``/``extra`` are kept
-    under those keys for results.json only."""
+def make_row(run_id: str, cell: Cell, out: dict[str, Any]) -> dict[str, Any]:
+    """One row (``ROW_COLUMNS`` order) from a cell and its outcome (see :mod:`executors.base`).
+
+    Identity columns come from the cell and the machine that ran it, never from the suite;
+    ``samples``, ``extra`` and ``cell`` (the cell itself, for ``--resume``) go to the JSON only.
+    """
+    from suites import zoo
+    result, machine = out.get("result", {}), out.get("machine", {})
     status = result.get("status", "ok")
     if status not in STATUSES:
         status, result = "error", {**result, "error": f"suite returned unknown status {status!r}"}
+    try:
+        family = zoo.spec(cell.model).family
+    except ValueError:
+        family = ""
     row: dict[str, Any] = {c: None for c in ROW_COLUMNS}
-    row.update(run_id=run_id, suite=cell.suite, model=cell.model, family=family, device=cell.device,
-               device_name=device_name, dtype=cell.dtype, channels_last=cell.channels_last, compile=cell.compile,
-               fused=cell.fused, batch_size=cell.batch_size, resolution=cell.resolution,
-               threads=threads if threads is not None else cell.threads)
-    row.update({k: v for k, v in result.items() if k in ROW_COLUMNS and k not in ("run_id", "suite", "model")})
+    row.update(run_id=run_id, suite=cell.suite, engine=cell.engine, model=cell.model, family=family,
+               host=machine.get("host"), device=cell.device, device_name=machine.get("device_name"),
+               dtype=cell.dtype, channels_last=cell.channels_last, compile=cell.compile, fused=cell.fused,
+               batch_size=cell.batch_size, resolution=cell.resolution, threads=machine.get("threads", cell.threads))
+    row.update({k: v for k, v in result.items() if k in MEASURE_COLUMNS})
     row["status"] = status
     row["error"] = result.get("error") if status != "ok" else None
+    warnings = result.get("warnings") or []
+    row["warnings"] = "; ".join(warnings) if isinstance(warnings, list | tuple) else (warnings or None)
+    row["warnings"] = row["warnings"] or None
     row["samples"] = list(result.get("samples") or [])
     extra = dict(result.get("extra") or {})
     if cell.cuda_graphs:
         extra.setdefault("cuda_graphs", True)
     row["extra"] = extra
+    row["cell"] = cell.to_dict()
     return row
 
 
@@ -55,30 +76,42 @@ def _csv_value(v: Any) -> Any:
     return v
 
 
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def csv_line(values: list[Any]) -> str:
+    import io
+    buf = io.StringIO()
+    csv.writer(buf).writerow(values)
+    return buf.getvalue()
+
+
 class ResultWriter:
-    """Writes rows as they arrive so an interrupted sweep keeps everything it measured."""
+    """Appends rows to the run folder as they arrive; never truncates what is already there."""
 
     def __init__(self, run_dir: Path, run_id: str):
         self.run_dir, self.run_id = Path(run_dir), run_id
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict[str, Any]] = []
         self.csv_path = self.run_dir / "results.csv"
+        self.jsonl_path = self.run_dir / "results.jsonl"
         self.json_path = self.run_dir / "results.json"
-        with self.csv_path.open("w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerow(ROW_COLUMNS)
-        self._write_json()
+        if not self.csv_path.is_file() or self.csv_path.stat().st_size == 0:
+            _append(self.csv_path, csv_line(list(ROW_COLUMNS)))
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        with self.csv_path.open("a", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerow([_csv_value(row.get(c)) for c in ROW_COLUMNS])
-            f.flush()
-            os.fsync(f.fileno())
-        self._write_json()
+        _append(self.csv_path, csv_line([_csv_value(row.get(c)) for c in ROW_COLUMNS]))
+        _append(self.jsonl_path, json.dumps(row, default=str, allow_nan=True) + "\n")
 
-    def _write_json(self) -> None:
-        doc = {"run_id": self.run_id, "columns": list(ROW_COLUMNS), "rows": self.rows}
-        tmp = self.json_path.with_suffix(".json.tmp")
+    def consolidate(self) -> None:
+        """Write ``results.json``: every row of the JSON lines (all sessions), atomically."""
+        doc = {"columns": list(ROW_COLUMNS), "rows": read_jsonl(self.jsonl_path)}
+        tmp = self.json_path.with_name(f".results.json.{os.getpid()}.{os.urandom(3).hex()}.tmp")
         tmp.write_text(json.dumps(doc, indent=1, default=str, allow_nan=True), encoding="utf-8")
         tmp.replace(self.json_path)
 
@@ -93,18 +126,13 @@ def _git_revision() -> str | None:
         return None
 
 
-def environment(devices: list[str], threads: int, argv: list[str], started: str) -> dict[str, Any]:
-    """The env.json facts: versions, git revision, devices (with NVML facts), CPU, threads, command line."""
+def host_environment(devices: list[str], threads: int) -> dict[str, Any]:
+    """The facts of this host: versions, devices (with NVML facts), CPU, memory, threads."""
     import psutil
     import torch
 
     from suites.devices import cpu_model, device_name, is_cuda
     from suites.telemetry import driver_version, gpu_info
-    try:
-        from importlib.metadata import version
-        project_version = version("lsnet-bench")
-    except Exception:
-        project_version = None
     try:
         import triton
         triton_version = triton.__version__
@@ -120,20 +148,39 @@ def environment(devices: list[str], threads: int, argv: list[str], started: str)
                          nvml=gpu_info(idx))
         dev_info.append(entry)
     return {
-        "project_version": project_version, "git_revision": _git_revision(), "python": sys.version.split()[0],
-        "platform": platform.platform(), "torch": torch.__version__, "cuda": torch.version.cuda,
+        "host": socket.gethostname(), "python": sys.version.split()[0], "platform": platform.platform(),
+        "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "triton": triton_version, "nvidia_driver": driver_version(), "devices": dev_info,
         "cpu_model": cpu_model(), "cpu_cores_physical": psutil.cpu_count(logical=False),
         "cpu_cores_logical": psutil.cpu_count(logical=True), "threads": threads,
         "memory_total_mb": psutil.virtual_memory().total / 2**20,
-        "command_line": " ".join([Path(argv[0]).name] + argv[1:]) if argv else "", "argv": argv,
-        "start_time": started, "end_time": None,
     }
 
 
+def environment(devices: list[str], threads: int, argv: list[str], started: str) -> dict[str, Any]:
+    """env.json for a new run: the project, this host's facts (top level and under ``hosts``), the
+    command line and the first session."""
+    try:
+        from importlib.metadata import version
+        project_version = version("lsnet-bench")
+    except Exception:
+        project_version = None
+    host = host_environment(devices, threads)
+    return {"project_version": project_version, "git_revision": _git_revision(), **host,
+            "hosts": {host["host"]: host},
+            "command_line": " ".join([Path(argv[0]).name] + argv[1:]) if argv else "", "argv": argv,
+            "start_time": started, "end_time": None,
+            "sessions": [{"start_time": started, "end_time": None, "end_reason": None, "host": host["host"],
+                          "pid": os.getpid()}]}
+
+
 def write_env(run_dir: Path, env: dict[str, Any]) -> None:
-    (Path(run_dir) / "env.json").write_text(json.dumps(env, indent=1, default=str), encoding="utf-8")
+    """Write env.json atomically."""
+    path = Path(run_dir) / "env.json"
+    tmp = path.with_name(f".env.json.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    tmp.write_text(json.dumps(env, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -146,11 +193,12 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A compact plain-text table of the rows (the headline number of each suite)."""
-    head = ("suite", "model", "device", "dtype", "bs", "p50 ms", "img/s", "mem MB", "GMACs", "top1", "status")
+    head = ("suite", "engine", "model", "device", "dtype", "bs", "p50 ms", "img/s", "mem MB", "GMACs", "top1",
+            "status")
     lines = [head]
     for r in rows:
         note = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r.get('error') or '')[:60]}"
-        lines.append((r["suite"], r["model"], r["device"], r["dtype"], str(r["batch_size"]),
+        lines.append((r["suite"], r.get("engine") or "eager", r["model"], r["device"], r["dtype"], str(r["batch_size"]),
                       _fmt(r.get("latency_ms_p50")), _fmt(r.get("throughput_img_s"), 1), _fmt(r.get("peak_mem_mb"), 1),
                       _fmt(r.get("gmacs"), 3), _fmt(r.get("top1")), note))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]

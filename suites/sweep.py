@@ -1,20 +1,19 @@
-"""A sweep: the list of cells a command line asks for, and running it cell by cell into a writer."""
+"""A sweep: the tasks a command line asks for (planned from the suite descriptors), and running them
+through an executor into a writer, one row per cell as it completes."""
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from suites import zoo
-from suites.cell import Cell
-from suites.devices import device_name, is_cuda
-from suites.executor import run_cell
+import engines
+from executors.base import Executor, Task
+from suites import registry
+from suites.cell import Cell, Context
+from suites.devices import is_cuda
 from suites.results import ResultWriter, make_row
 
-DEFAULT_BATCH_SIZES = {"latency": [1], "profile": [1], "flops": [1], "memory": [1, 8, 32], "accuracy": [64]}
 DEFAULT_MAX_BATCH = {"cpu": 256, "cuda": 4096}
-AUTO_SWEEP_KEY = "auto_sweep"
-SKIP_KEY = "skip_reason"
 
 
 def powers_of_two(limit: int) -> list[int]:
@@ -26,78 +25,70 @@ def powers_of_two(limit: int) -> list[int]:
     return out
 
 
+def _batch_sizes(suite: registry.Suite, device: str, batch_sizes: Sequence[int] | None,
+                 max_batch: int | None) -> tuple[list[int], bool]:
+    """(batch sizes, whether they form an out-of-memory ladder) of one suite on one device."""
+    if suite.plan == "ladder" and not batch_sizes:
+        return powers_of_two(max_batch or DEFAULT_MAX_BATCH["cuda" if is_cuda(device) else "cpu"]), True
+    sizes = list(batch_sizes) if batch_sizes else list(suite.default_batch_sizes)
+    return ([max(sizes)] if suite.plan == "largest_batch" else sizes), False
+
+
+def _skip_reason(suite: registry.Suite, engine: str, cell: Cell, unavailable: dict[str, str | None]) -> str | None:
+    if engine not in suite.engines:
+        return f"suite {suite.name!r} does not run through engine {engine!r} (it runs through {', '.join(suite.engines)})"
+    if unavailable.get(engine):
+        return f"engine {engine!r} is not available here: {unavailable[engine]}"
+    return engines.get(engine).skip_reason(cell)
+
+
 def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], dtypes: Sequence[str],
-         batch_sizes: Sequence[int] | None = None, max_batch: int | None = None, **cell_fields: Any) -> list[Cell]:
-    """Cells for every suite x model x device x dtype x batch size.
-
-    ``flops`` is one cell per model (counted on the CPU); ``accuracy`` one per model, device and
-    dtype at the largest batch size; ``throughput`` without ``batch_sizes`` sweeps powers of two up
-    to ``max_batch`` (default 256 on CPU, 4096 on CUDA) and stops at the first out-of-memory batch.
-    ``cell_fields`` are the other :class:`Cell` fields (resolution, threads, options, ...).
-    """
-    options = dict(cell_fields.pop("options", {}) or {})
-    cells: list[Cell] = []
-    for suite in suites:
+         engines_: Sequence[str] = ("eager",), batch_sizes: Sequence[int] | None = None,
+         max_batch: int | None = None, options: dict[str, Any] | None = None, **cell_fields: Any) -> list[Task]:
+    """Tasks for every suite x model x engine x device x dtype x batch size, as each suite's
+    descriptor plans them (see :class:`suites.registry.Suite`). ``options`` maps a suite name to its
+    options; ``cell_fields`` are the other :class:`Cell` fields (resolution, threads, ...)."""
+    options = options or {}
+    unavailable = {e: engines.get(e).unavailable() for e in engines_}
+    tasks: list[Task] = []
+    for name in suites:
+        suite = registry.get(name)
+        opts = options.get(name)
         for model in models:
-            if suite == "flops":
-                cells.append(Cell(suite=suite, model=model, device="cpu", batch_size=1, dtype="float32",
-                                  options=options, **{**cell_fields, "cuda_graphs": False, "compile": False}))
+            if suite.plan == "per_model":
+                fields = {**cell_fields, "cuda_graphs": False}
+                tasks.append(Task((Cell(name, model, device="cpu", dtype="float32", options=opts, **fields),)))
                 continue
-            for device in devices:
-                for dtype in dtypes:
-                    opts = dict(options)
-                    if cell_fields.get("cuda_graphs") and not is_cuda(device):
-                        opts[SKIP_KEY] = "--cuda-graphs needs a CUDA device"
-                    if suite == "throughput" and not batch_sizes:
-                        limit = max_batch or DEFAULT_MAX_BATCH["cuda" if is_cuda(device) else "cpu"]
-                        sizes, opts[AUTO_SWEEP_KEY] = powers_of_two(limit), True
-                    elif suite == "accuracy":
-                        sizes = [max(batch_sizes)] if batch_sizes else DEFAULT_BATCH_SIZES["accuracy"]
-                    else:
-                        sizes = list(batch_sizes) if batch_sizes else DEFAULT_BATCH_SIZES.get(suite, [1])
-                    cells += [Cell(suite=suite, model=model, device=device, batch_size=b, dtype=dtype,
-                                   options=opts, **cell_fields) for b in sizes]
-    return cells
-
-
-def _auto_key(cell: Cell) -> tuple[Any, ...]:
-    d = cell.to_dict()
-    d.pop("batch_size")
-    d.pop("options")
-    return tuple(sorted(d.items(), key=lambda kv: kv[0]))
+            for engine in engines_:
+                for device in devices:
+                    for dtype in dtypes:
+                        sizes, ladder = _batch_sizes(suite, device, batch_sizes, max_batch)
+                        cells = [Cell(name, model, engine=engine, device=device, batch_size=b, dtype=dtype,
+                                      options=opts, **cell_fields) for b in sizes]
+                        reason = _skip_reason(suite, engine, cells[0], unavailable)
+                        if suite.expand is not None:
+                            tasks += [Task((c,), skip_reason=reason) for cell in cells for c in suite.expand(cell)]
+                        else:
+                            tasks.append(Task(tuple(cells), ladder=ladder, skip_reason=reason))
+    return tasks
 
 
 def cell_label(cell: Cell) -> str:
-    return f"{cell.suite} {cell.model} {cell.device} {cell.dtype} bs{cell.batch_size}"
+    return f"{cell.suite} {cell.model} {cell.engine} {cell.device} {cell.dtype} bs{cell.batch_size}"
 
 
-def run_sweep(cells: Sequence[Cell], writer: ResultWriter, isolation: str = "auto", timeout: float | None = None,
+def run_sweep(tasks: Sequence[Task], executor: Executor, writer: ResultWriter, ctx: Context,
               progress: bool = True) -> list[dict[str, Any]]:
-    """Run every cell (one row each, written as it finishes) with a progress bar over cells."""
+    """Run every task through ``executor``; each row is written as its cell completes."""
     from tqdm import tqdm
-    names: dict[str, str] = {}
-    oom_at: dict[tuple[Any, ...], int] = {}
+    total = sum(len(t.cells) for t in tasks)
     rows = []
-    bar = tqdm(cells, desc="cells", unit="cell", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    for cell in bar:
-        bar.set_postfix_str(cell_label(cell), refresh=True)
-        key = _auto_key(cell)
-        if cell.options.get(SKIP_KEY):
-            result = {"status": "skipped", "error": cell.options[SKIP_KEY]}
-        elif cell.options.get(AUTO_SWEEP_KEY) and key in oom_at and cell.batch_size > oom_at[key]:
-            result = {"status": "skipped", "error": f"batch {oom_at[key]} already ran out of memory"}
-        else:
-            result = run_cell(cell, isolation=isolation, timeout=timeout)
-            if result.get("status") == "oom" and cell.options.get(AUTO_SWEEP_KEY):
-                oom_at[key] = min(cell.batch_size, oom_at.get(key, cell.batch_size))
-        if cell.device not in names:
-            try:
-                names[cell.device] = device_name(cell.device)
-            except Exception:  # noqa: BLE001
-                names[cell.device] = ""
-        row = make_row(writer.run_id, cell, result, family=zoo.spec(cell.model).family,
-                       device_name=names[cell.device], threads=result.get("threads", cell.threads))
-        writer.add(row)
-        rows.append(row)
-    bar.close()
+    with tqdm(total=total, desc="cells", unit="cell", disable=not progress, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        for cell, out in executor.run(tasks, ctx):
+            row = make_row(writer.run_id, cell, out)
+            writer.add(row)
+            rows.append(row)
+            bar.set_postfix_str(cell_label(cell), refresh=False)
+            bar.update(1)
     return rows

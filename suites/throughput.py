@@ -1,5 +1,6 @@
 """Throughput suite: images/s at one batch size, from rounds of back-to-back forwards with one
-synchronisation per round; on CUDA, energy per image from NVML power samples over the timed rounds."""
+synchronisation per round; on CUDA, energy per image from NVML power samples over the timed rounds.
+Without ``--batch-sizes`` it is an out-of-memory ladder: powers of two up to ``--max-batch``."""
 from __future__ import annotations
 
 import contextlib
@@ -7,28 +8,27 @@ import statistics
 import time
 from typing import Any
 
-from suites import runtime, timing
-from suites.cell import Cell
-from suites.counting import count_params
+import engines
+from suites import timing
+from suites.cell import Cell, Context
 from suites.devices import is_cuda
+from suites.registry import Suite, register
 from suites.telemetry import PowerSampler
 
 
-def run(cell: Cell) -> dict[str, Any]:
-    timer = timing.timer_for(cell.device)
+def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     sampler = PowerSampler(int(cell.device.split(":")[1])) if is_cuda(cell.device) else None
     metered = sampler is not None and sampler.available
-    with runtime.inference_context(cell):
-        prep = runtime.prepare(cell)
+    with engines.get(cell.engine).prepare(cell, ctx) as step:
         with sampler if metered else contextlib.nullcontext():
             t0 = time.perf_counter()
-            rounds, per_round = timing.measure_rounds(prep.step, timer, warmup=cell.warmup,
+            rounds, per_round = timing.measure_rounds(step.run, step.timer, warmup=cell.warmup,
                                                       min_time=cell.min_time, min_rounds=5)
             t1 = time.perf_counter()
     ms_per_batch = statistics.median(rounds)
-    out: dict[str, Any] = {"throughput_img_s": cell.batch_size * 1000.0 / ms_per_batch, "threads": prep.threads,
-                           "params_m": count_params(prep.model) / 1e6, "n_samples": len(rounds), "samples": rounds,
-                           "extra": {"calls_per_round": per_round, "ms_per_batch_median": ms_per_batch}}
+    out: dict[str, Any] = {"throughput_img_s": cell.batch_size * 1000.0 / ms_per_batch, "params_m": step.params / 1e6,
+                           "parity_rel": step.parity_rel, "n_samples": len(rounds), "samples": rounds,
+                           "extra": {"calls_per_round": per_round, "ms_per_batch_median": ms_per_batch, **step.info}}
     if metered:
         energy = energy_fields(sampler, rounds, per_round, cell.batch_size, t0, t1)
         out["extra"].update(energy.pop("extra", {}))
@@ -49,3 +49,7 @@ def energy_fields(sampler: PowerSampler, rounds_ms: list[float], per_round: int,
     return {"energy_j_per_img": joules / images,
             "extra": {"energy_j": joules, "power_w_mean": statistics.fmean(powers) if powers else None,
                       "power_samples": len(powers)}}
+
+
+SUITE = register(Suite("throughput", run, __name__, "images per second at each batch size (an out-of-memory ladder)",
+                       plan="ladder", engines=engines.ENGINES))

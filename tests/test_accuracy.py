@@ -12,10 +12,16 @@ from PIL import Image
 
 import lsnet
 from suites import accuracy, proxy_task, zoo
-from suites.cell import ROW_COLUMNS, Cell
+from schema import MEASURE_COLUMNS, STATUS_COLUMNS
+from suites.cell import Cell, Context
 from suites.imagefolder import IMAGENET_MEAN, IMAGENET_STD, DatasetLayoutError, EvalTransform, scan
 
 RES = 64  # small input for speed; the model is built at the same size
+
+
+def _run(model: str, options: dict, **cell_kw) -> dict:
+    """The accuracy suite on one cell with these options (validated first, as the CLI does)."""
+    return accuracy.run(Cell(suite="accuracy", model=model, options=accuracy.Options(**options), **cell_kw), Context())
 
 
 def _folder(root, classes=("ant", "bee", "cat"), per_class=4, corrupt=1):
@@ -75,11 +81,9 @@ def test_measured_imagefolder(tmp_path, checkpoint, fmt):
         lsnet.load_checkpoint(m, checkpoint)
         ckpt = tmp_path / "w.safetensors"
         lsnet.save_checkpoint(m, ckpt)
-    cell = Cell(suite="accuracy", model="lsnet_t", resolution=RES, batch_size=5,
-                options={"dataset": "imagefolder", "data": str(root), "checkpoint": str(ckpt), "num_classes": 3,
-                         "workers": 2 if fmt == "pth" else 0, "progress": False})
-    row = accuracy.run(cell)
-    assert set(row) - {"extra"} <= set(ROW_COLUMNS)
+    row = _run("lsnet_t", {"dataset": "imagefolder", "data": str(root), "checkpoint": str(ckpt), "num_classes": 3,
+                           "workers": 2 if fmt == "pth" else 0}, resolution=RES, batch_size=5)
+    assert set(row) - {"extra"} <= set(MEASURE_COLUMNS + STATUS_COLUMNS)
     ref_top1, n = _reference_preds(root, checkpoint)
     assert row["top1"] == pytest.approx(ref_top1)  # fused, batched, worker-loaded == per-image reference
     assert row["top1_source"] == "measured:val"
@@ -93,8 +97,8 @@ def test_measured_imagefolder(tmp_path, checkpoint, fmt):
 
 def test_measured_errors_are_clear(tmp_path, checkpoint):
     def run(**opts):
-        o = {"dataset": "imagefolder", "checkpoint": str(checkpoint), "workers": 0, "progress": False} | opts
-        return accuracy.run(Cell(suite="accuracy", model="lsnet_t", resolution=RES, options=o))
+        o = {"dataset": "imagefolder", "checkpoint": str(checkpoint), "workers": 0} | opts
+        return _run("lsnet_t", o, resolution=RES)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetLayoutError, match="empty"):
         run(data=str(tmp_path / "empty"))
@@ -119,10 +123,10 @@ def test_measured_errors_are_clear(tmp_path, checkpoint):
     with pytest.raises(lsnet.CheckpointError, match="shape"):  # 3 folders, checkpoint of 3 classes, model of 4
         (root / "dog").mkdir()
         run(data=str(root), num_classes=4)
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ValueError, match="needs --checkpoint PATH"):
         run(data=str(root), checkpoint=None)
-    with pytest.raises(ValueError, match="not one of"):
-        accuracy.run(Cell(suite="accuracy", model="lsnet_t", options={}))
+    with pytest.raises(ValueError, match="needs --data DIR"):
+        _run("lsnet_t", {})
 
 
 def test_eval_transform_is_the_official_preprocessing():
@@ -148,11 +152,12 @@ def test_eval_transform_is_the_official_preprocessing():
 
 
 def test_published_row():
-    row = accuracy.run(Cell(suite="accuracy", model="lsnet_t_distill", options={"dataset": "published"}))
+    row = _run("lsnet_t_distill", {"dataset": "published"})
     assert (row["top1"], row["top1_source"]) == (76.1, "published:imagenet-1k")
     assert row["extra"]["tag"] == "in1k_distill" and "in1k_distill" in row["extra"]["source"]
     assert row["params_m"] == pytest.approx(11.7956, abs=1e-3)
-    skipped = accuracy.run(Cell(suite="accuracy", model="lsnet_t_mixer_attn", options={"dataset": "published"}))
+    skipped = _run("lsnet_t_mixer_attn", {"dataset": "published"})
+    assert _run("lsnet_t", {"dataset": "published"}, engine="compile")["status"] == "skipped"
     assert skipped["status"] == "skipped" and "no published ImageNet top-1" in skipped["error"]
 
 
@@ -186,13 +191,12 @@ def test_proxy_label_is_the_direction_between_the_discs():
 
 
 def test_proxy_short_run_records_budget_and_seed():
-    opts = {"proxy_seed": 3, "proxy_steps": "2", "proxy_n_train": 96, "proxy_n_test": 48, "proxy_batch_size": 16}
-    assert proxy_task.ProxyConfig.from_options(opts) == SMALL
+    opts = {"proxy_seed": 3, "proxy_steps": 2, "proxy_n_train": 96, "proxy_n_test": 48, "proxy_batch_size": 16}
+    assert proxy_task.ProxyConfig.from_options(opts | {"proxy_steps": "2"}) == SMALL
     assert proxy_task.ProxyConfig().label() == "proxy:v1-seed0-150steps"
-    row = accuracy.run(Cell(suite="accuracy", model="lsnet_t", threads=1,
-                            options={"dataset": "proxy", "progress": False} | opts))
+    row = _run("lsnet_t", {"dataset": "proxy"} | opts, threads=1)
     assert row["top1_source"].startswith("proxy:v1-seed3-2steps-")  # non-default sizes are hashed into the label
     assert 0 <= row["top1"] <= 100 and row["extra"]["top5"] >= row["top1"]
     assert row["extra"]["seed"] == 3 and row["extra"]["budget"]["steps"] == 2
-    assert row["resolution"] == 64 and row["extra"]["n_images"] == 48
+    assert row["extra"]["img_size"] == 64 and row["extra"]["n_images"] == 48
     assert math.isfinite(row["extra"]["final_loss"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import run_bench
-from suites.cell import ROW_COLUMNS
+from schema import ROW_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--models", "lsnet_t", "--resolution", "64", "--warmup", "0", "--min-time", "0", "--min-samples", "3",
@@ -29,6 +29,14 @@ FAST = ["--models", "lsnet_t", "--resolution", "64", "--warmup", "0", "--min-tim
     (["--resolution", "-1"], "--resolution must be > 0"),
     (["--cuda-graphs", "--device", "cpu"], "--cuda-graphs needs a CUDA device"),
     (["--no-such-flag"], "unrecognized arguments"),
+    (["--engine", "tvm"], "unknown engine 'tvm'; choose from eager, compile"),
+    (["--compile", "--compile-mode", "bogus"], "unknown --compile-mode 'bogus'"),
+    (["--warmup", "inf"], "--warmup must be a finite number"),
+    (["--min-time", "nan"], "--min-time must be a finite number"),
+    (["--cell-timeout", "inf"], "--cell-timeout must be a finite number"),
+    (["--suite", "accuracy"], "suite 'accuracy' needs --data DIR"),
+    (["--suite", "accuracy", "--data", "/d"], "needs --checkpoint PATH"),
+    (["--suite", "ops", "--op-backends", "cuda"], "--op-backends: cuda; choose from reference"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, needle, capsys, monkeypatch):
     import torch
@@ -51,8 +59,11 @@ def test_list_and_help(capsys):
     out = capsys.readouterr().out
     assert "lsnet_t" in out and "latency" in out and "cpu" in out
     help_text = run_bench.build_parser().format_help()
+    assert "engines:" in out and "eager  available" in out and "ops" in out
     for flag in ("--suite", "--device", "--models", "--batch-sizes", "--dtype", "--channels-last", "--compile",
-                 "--cuda-graphs", "--no-fuse", "--threads", "--resolution", "--warmup", "--min-time", "--out", "--list"):
+                 "--cuda-graphs", "--no-fuse", "--threads", "--resolution", "--warmup", "--min-time", "--out", "--list",
+                 "--engine", "--data", "--checkpoint", "--crop-ratio", "--workers", "--eval-batch-size", "--tag",
+                 "--op-backends"):
         assert flag in help_text
 
 
@@ -93,8 +104,8 @@ def test_failing_cell_next_to_a_good_one(tmp_path, capsys):
     out = tmp_path / "run"
     code = run_bench.main(["--suite", "latency", "--batch-sizes", "1,100000", "--out", str(out),
                            *[a if a != "64" else "224" for a in FAST]])
-    assert code == 0
     rows = _rows(out)
+    assert code == (1 if rows[1]["status"] == "error" else 0)   # an error row makes the run exit 1
     assert [r["batch_size"] for r in rows] == [1, 100000]
     assert rows[0]["status"] == "ok" and rows[0]["error"] is None
     assert rows[1]["status"] in ("oom", "error") and rows[1]["error"]
@@ -111,14 +122,16 @@ def test_memory_suite_in_worker_process(tmp_path):
 
 
 def test_accuracy_wiring(tmp_path, monkeypatch):
-    pytest.importorskip("suites.accuracy")
     seen = {}
     import suites.accuracy as acc
 
-    def fake_run(cell):
-        seen.update(cell.options)
+    def fake_run(cell, ctx):
+        seen.update(vars(cell.opts))
         return {"top1": 12.5, "top1_source": "test"}
-    monkeypatch.setattr(acc, "run", fake_run)
+    import dataclasses
+
+    from suites import registry
+    monkeypatch.setitem(registry._REGISTRY, "accuracy", dataclasses.replace(acc.SUITE, run=fake_run))
     out = tmp_path / "run"
     assert run_bench.main(["--suite", "accuracy", "--data", "/d", "--checkpoint", "/c.pth", "--num-classes", "10",
                            "--dataset", "imagefolder", "--out", str(out), *FAST]) == 0
@@ -126,3 +139,17 @@ def test_accuracy_wiring(tmp_path, monkeypatch):
     assert seen["dataset"] == "imagefolder"
     (row,) = _rows(out)
     assert row["top1"] == 12.5 and row["status"] == "ok"
+
+
+def test_out_with_results_is_refused_and_left_intact(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_bench.main(["--suite", "flops", "--out", str(out), *FAST]) == 0
+    before = (out / "results.csv").read_bytes()
+    assert run_bench.main(["--suite", "flops", "--out", str(out), *FAST]) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert (out / "results.csv").read_bytes() == before
+
+
+def test_options_for_suites_not_run_warn(tmp_path, capsys):
+    assert run_bench.main(["--suite", "flops", "--crop-ratio", "0.9", "--out", str(tmp_path / "r"), *FAST]) == 0
+    assert "--crop-ratio is ignored: only suite(s) accuracy read it" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""Harness machinery on CPU: devices, runtime (dtype, layout, autocast, OOM handling), profile
-tables, executor isolation, sweep planning and the results schema."""
+"""Harness machinery on CPU: devices, model preparation (dtype, layout, autocast), guards (OOM
+handling), the eager engine, profile tables, the local executor, sweep planning and the results schema."""
 from __future__ import annotations
 
 import csv
@@ -10,8 +10,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from suites import devices, executor, profile, results, runtime, sweep
-from suites.cell import ROW_COLUMNS, Cell
+import engines
+from executors.base import Task, execute
+from executors.local import LocalExecutor, describe_exit
+from schema import ROW_COLUMNS
+from suites import devices, guards, modelprep, profile, results, sweep
+from suites.cell import Cell, Context
 
 
 # --- devices -----------------------------------------------------------------------------------
@@ -36,13 +40,13 @@ def test_parse_devices_with_two_gpus(monkeypatch):
         devices.parse_devices("cuda:7")
 
 
-# --- runtime -----------------------------------------------------------------------------------
+# --- model preparation, guards, the eager engine -----------------------------------------------------------------------------------
 def test_is_oom_classification():
-    assert runtime.is_oom(RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory"))
-    assert runtime.is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert runtime.is_oom(MemoryError())
-    assert runtime.is_oom(runtime.InsufficientMemory("x"))
-    assert not runtime.is_oom(ValueError("shape mismatch"))
+    assert guards.is_oom(RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory"))
+    assert guards.is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert guards.is_oom(MemoryError())
+    assert guards.is_oom(guards.InsufficientMemory("x"))
+    assert not guards.is_oom(ValueError("shape mismatch"))
 
 
 def _cell(**kw) -> Cell:
@@ -51,7 +55,7 @@ def _cell(**kw) -> Cell:
 
 
 def test_input_is_random_in_dtype_and_layout():
-    x = runtime.make_input(_cell(batch_size=2, dtype="bfloat16", channels_last=True))
+    x = modelprep.make_input(_cell(batch_size=2, dtype="bfloat16", channels_last=True))
     assert x.dtype == torch.bfloat16 and x.shape == (2, 3, 64, 64)
     assert x.is_contiguous(memory_format=torch.channels_last)
     assert x.float().std() > 0.5
@@ -59,34 +63,44 @@ def test_input_is_random_in_dtype_and_layout():
 
 def test_amp_autocasts_on_cpu_and_model_is_inference_form():
     cell = _cell(dtype="amp", channels_last=True)
-    with runtime.inference_context(cell):
-        prep = runtime.prepare(cell)
-        y = prep.step()
+    with engines.get("eager").prepare(cell, Context()) as step:
+        y = step.run()
+        model = step.model
     assert y.dtype == torch.bfloat16 and y.shape == (1, 1000)
-    assert not prep.model.training
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prep.model.modules())   # fused
-    unfused = runtime.build_model(_cell(fused=False))
+    assert 0 < step.parity_rel < 5e-2      # bf16 autocast against eager float32 on the same input
+    assert not model.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())   # fused
+    unfused = modelprep.build_model(_cell(fused=False))
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in unfused.modules())
 
 
-def test_cuda_graphs_rejected_on_cpu():
-    with pytest.raises(ValueError, match="CUDA device"):
-        runtime.prepare(_cell(cuda_graphs=True))
+def test_cuda_graphs_skipped_on_cpu_and_outside_eager():
+    assert "CUDA device" in engines.get("eager").skip_reason(_cell(cuda_graphs=True))
+    assert "eager-engine option" in engines.get("compile").skip_reason(_cell(cuda_graphs=True, device="cuda:0"))
+    tasks = sweep.plan(["latency"], ["lsnet_t"], ["cpu"], ["float32"], cuda_graphs=True)
+    assert "CUDA device" in tasks[0].skip_reason
 
 
 def test_input_larger_than_memory_is_an_oom_before_allocation():
-    res = executor.execute(_cell(batch_size=10**7, resolution=224))
+    res = execute(_cell(batch_size=10**7, resolution=224), Context())["result"]
     assert res["status"] == "oom" and "available" in res["error"]
+
+
+def test_threads_restored_after_every_cell():
+    before = torch.get_num_threads()
+    out = execute(_cell(threads=1 if before > 1 else 2), Context())
+    assert out["result"]["status"] == "ok" and out["machine"]["threads"] == (1 if before > 1 else 2)
+    assert torch.get_num_threads() == before
 
 
 def test_cpu_allocation_limit_turns_huge_allocation_into_catchable_oom():
     before = resource.getrlimit(resource.RLIMIT_AS)
     import psutil
     too_big = int(psutil.virtual_memory().available * 1.5)
-    with runtime.cpu_allocation_limit(_cell()):
+    with guards.cpu_allocation_limit(_cell()):
         with pytest.raises(RuntimeError) as info:
             torch.empty(too_big, dtype=torch.uint8)
-    assert runtime.is_oom(info.value)
+    assert guards.is_oom(info.value)
     assert resource.getrlimit(resource.RLIMIT_AS) == before
 
 
@@ -121,67 +135,114 @@ def test_operator_tables_charge_children_to_the_outermost_op():
 
 # --- executor ----------------------------------------------------------------------------------
 def test_execute_turns_exceptions_into_rows():
-    res = executor.execute(_cell(model="no_such_model"))
+    out = execute(_cell(model="no_such_model"), Context())
+    res = out["result"]
     assert res["status"] == "error" and "no_such_model" in res["error"] and "\n" not in res["error"]
+    assert out["machine"]["host"] and out["machine"]["device_name"]
 
 
 def test_worker_timeout_and_crash_descriptions():
-    res = executor.execute_in_worker(_cell(), timeout=0.01)
+    res = LocalExecutor(timeout=0.01).run_cell(_cell(), Context())["result"]
     assert res["status"] == "error" and "timed out" in res["error"]
-    assert executor._describe_exit(-9)[0] == "oom"
-    status, msg = executor._describe_exit(-11)
+    assert describe_exit(-9)[0] == "oom"
+    status, msg = describe_exit(-11)
     assert status == "error" and "SIGSEGV" in msg
 
 
+def test_worker_runs_a_cell_with_its_machine_facts():
+    out = LocalExecutor(isolation="process").run_cell(_cell(threads=1), Context())
+    assert out["result"]["status"] == "ok" and out["result"]["latency_ms_p50"] > 0
+    assert out["machine"]["threads"] == 1 and out["machine"]["host"]
+
+
 def test_isolation_policy():
-    assert executor.needs_process(_cell(suite="memory"))
-    assert not executor.needs_process(_cell(suite="latency"))
-    assert executor.needs_process(_cell(suite="latency", device="cuda:0"))
-    assert not executor.needs_process(_cell(suite="memory"), "inline")
+    auto = LocalExecutor()
+    assert auto.needs_process(_cell(suite="memory"))
+    assert not auto.needs_process(_cell(suite="latency"))
+    assert auto.needs_process(_cell(suite="latency", device="cuda:0"))
+    assert not LocalExecutor("inline").needs_process(_cell(suite="memory"))
+    assert LocalExecutor("inline", timeout=5).needs_process(_cell())   # only a process can be stopped
     with pytest.raises(ValueError):
-        executor.needs_process(_cell(), "sometimes")
+        LocalExecutor("sometimes")
 
 
 # --- sweep planning ----------------------------------------------------------------------------
 def test_plan_shapes():
-    cells = sweep.plan(["latency", "throughput", "flops", "memory"], ["lsnet_t", "lsnet_s"], ["cpu"], ["float32"],
-                       batch_sizes=None, max_batch=8, resolution=64)
-    by = lambda s: [c for c in cells if c.suite == s]  # noqa: E731
-    assert [c.batch_size for c in by("latency")] == [1, 1]
-    assert [c.batch_size for c in by("throughput")] == [1, 2, 4, 8] * 2
-    assert all(c.options[sweep.AUTO_SWEEP_KEY] for c in by("throughput"))
-    assert [(c.model, c.device) for c in by("flops")] == [("lsnet_t", "cpu"), ("lsnet_s", "cpu")]
-    assert [c.batch_size for c in by("memory")] == [1, 8, 32] * 2
-    graphs = sweep.plan(["latency"], ["lsnet_t"], ["cpu"], ["float32"], cuda_graphs=True)
-    assert graphs[0].options[sweep.SKIP_KEY]
+    tasks = sweep.plan(["latency", "throughput", "flops", "memory"], ["lsnet_t", "lsnet_s"], ["cpu"], ["float32"],
+                       engines_=["eager", "compile"], batch_sizes=None, max_batch=8, resolution=64)
+    by = lambda s: [t for t in tasks if t.cells[0].suite == s]  # noqa: E731
+    sizes = lambda s: [c.batch_size for t in by(s) for c in t.cells]  # noqa: E731
+    assert sizes("latency") == [1, 1, 1, 1]
+    assert [c.engine for t in by("latency") for c in t.cells] == ["eager", "compile"] * 2
+    assert sizes("throughput") == [1, 2, 4, 8] * 4 and all(t.ladder for t in by("throughput"))
+    assert [(t.cells[0].model, t.cells[0].device, t.cells[0].engine) for t in by("flops")] == \
+        [("lsnet_t", "cpu", "eager"), ("lsnet_s", "cpu", "eager")]
+    assert sizes("memory") == [1, 8, 32] * 4
+    assert not any(t.skip_reason for t in tasks)
+    fixed = sweep.plan(["throughput"], ["lsnet_t"], ["cpu"], ["float32"], batch_sizes=[2, 4])
+    assert [c.batch_size for c in fixed[0].cells] == [2, 4] and not fixed[0].ladder
 
 
-def test_auto_sweep_stops_after_oom(tmp_path, monkeypatch):
+class _FakeExecutor(LocalExecutor):
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def run_cell(self, cell, ctx):
+        self.seen.append(cell.batch_size)
+        res = {"status": "oom", "error": "x"} if cell.batch_size >= 4 else {"status": "ok", "throughput_img_s": 1.0}
+        return {"result": res, "machine": {"host": "h", "device_name": "d", "threads": 1}}
+
+
+def test_ladder_stops_after_oom(tmp_path):
     seen = []
-
-    def fake_run(cell, isolation="auto", timeout=None):
-        seen.append(cell.batch_size)
-        return {"status": "oom", "error": "x"} if cell.batch_size >= 4 else {"status": "ok", "throughput_img_s": 1.0}
-    monkeypatch.setattr(sweep, "run_cell", fake_run)
-    cells = sweep.plan(["throughput"], ["lsnet_t"], ["cpu"], ["float32"], max_batch=32, resolution=64)
-    rows = sweep.run_sweep(cells, results.ResultWriter(tmp_path, "r"), progress=False)
+    tasks = sweep.plan(["throughput"], ["lsnet_t"], ["cpu"], ["float32"], max_batch=32, resolution=64)
+    rows = sweep.run_sweep(tasks, _FakeExecutor(seen), results.ResultWriter(tmp_path, "r"), Context(), progress=False)
     assert seen == [1, 2, 4]
     assert [r["status"] for r in rows] == ["ok", "ok", "oom", "skipped", "skipped", "skipped"]
+    assert rows[3]["error"] == "batch 4 already ran out of memory" and rows[0]["host"] == "h"
+    skipped = list(_FakeExecutor([]).run([Task(tasks[0].cells[:2], skip_reason="why")], Context()))
+    assert [o["result"] for _, o in skipped] == [{"status": "skipped", "error": "why"}] * 2
 
 
 # --- results schema ----------------------------------------------------------------------------
 def test_rows_follow_the_schema_and_are_written_as_they_arrive(tmp_path):
     w = results.ResultWriter(tmp_path, "run1")
     cell = _cell()
-    w.add(results.make_row("run1", cell, {"status": "ok", "latency_ms_p50": 1.5, "samples": [1.0, 2.0],
-                                          "extra": {"a": 1}}, family="lsnet", device_name="cpu0", threads=2))
+    machine = {"host": "box", "device_name": "cpu0", "threads": 2}
+    result = {"status": "ok", "latency_ms_p50": 1.5, "samples": [1.0, 2.0], "extra": {"a": 1}, "warnings": ["w1", "w2"]}
+    w.add(results.make_row("run1", cell, {"result": result, "machine": machine}))
     with (tmp_path / "results.csv").open() as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == ROW_COLUMNS and len(rows) == 2
-    doc = json.loads((tmp_path / "results.json").read_text())
-    assert doc["columns"] == list(ROW_COLUMNS)
-    row = doc["rows"][0]
+    (row,) = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert set(ROW_COLUMNS) <= set(row) and row["samples"] == [1.0, 2.0] and row["extra"] == {"a": 1}
-    assert row["status"] == "ok" and row["error"] is None and row["threads"] == 2
-    bad = results.make_row("run1", cell, {"status": "weird"})
+    assert row["status"] == "ok" and row["error"] is None and row["threads"] == 2 and row["host"] == "box"
+    assert row["engine"] == "eager" and row["family"] == "lsnet" and row["warnings"] == "w1; w2"
+    assert Cell.from_dict(row["cell"]) == cell
+    w.consolidate()
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["columns"] == list(ROW_COLUMNS) and doc["rows"] == [row]
+    bad = results.make_row("run1", cell, {"result": {"status": "weird"}, "machine": machine})
     assert bad["status"] == "error" and "weird" in bad["error"]
+
+
+def test_a_second_writer_appends_and_never_truncates(tmp_path):
+    machine = {"host": "box", "device_name": "cpu0", "threads": 1}
+    for run_id in ("a", "b"):
+        w = results.ResultWriter(tmp_path, run_id)
+        w.add(results.make_row(run_id, _cell(), {"result": {"status": "ok"}, "machine": machine}))
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("a,") and lines[2].startswith("b,")
+
+
+def test_suite_results_cannot_overwrite_identity_columns():
+    from suites import registry
+    registry.register(registry.Suite("liar", lambda cell, ctx: {"model": "other", "batch_size": 999,
+                                                                "latency_ms_p50": 1.0}, __name__, "test"))
+    try:
+        out = execute(_cell(suite="liar"), Context())
+    finally:
+        registry.unregister("liar")
+    row = results.make_row("r", _cell(suite="liar"), out)
+    assert (row["model"], row["batch_size"], row["latency_ms_p50"]) == ("lsnet_t", 1, 1.0)

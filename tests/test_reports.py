@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import reports
-from reports import published, tables
+from reports import tables
+from schema import published
 from reports.__main__ import main as cli
 from reports.load import ResultsError, combine, load_run
 
@@ -36,12 +37,12 @@ def _as_json_run(src: Path, dst: Path, device_name: str, run_id: str) -> Path:
               "repvit_m0_9": {"conv": 70, "norm": 10, "elementwise": 15, "other": 5, "bogus": "n/a"}}  # percent
     for m, s in shares.items():
         rows.append({**rows[0], "suite": "profile", "model": m, "batch_size": "8", "latency_ms_p50": "",
-                     "params_m": "", "gmacs": "", "extra": {"op_share": s}})
+                     "params_m": "", "gmacs": "", "extra": {"kinds": {k: {"share": v} for k, v in s.items()}}})
     # the profile suite's own form: {kind: {"share": x, "self_time_us": t, "calls": n}}
     kinds = {"conv": 0.5, "ska": 0.3, "other": 0.2}
     rows.append({**rows[0], "suite": "profile", "model": "lsnet_b", "batch_size": "1", "latency_ms_p50": "",
                  "extra": {"kinds": {k: {"share": v, "self_time_us": 100 * v, "calls": 3} for k, v in kinds.items()}}})
-    rows.append({**rows[0], "suite": "profile", "model": "lsnet_s", "extra": {"op_share": "garbage"}})
+    rows.append({**rows[0], "suite": "profile", "model": "lsnet_s", "extra": {"kinds": "garbage"}})
     (dst / "results.json").write_text(json.dumps({"rows": rows, "samples": {}}))
     (dst / "env.json").write_text(json.dumps({"argv": ["run_bench.py", "--device", "cuda"], "gpu": device_name}))
     return dst
@@ -147,16 +148,16 @@ def test_published_rule_and_data_file():
 
 def test_folder_from_the_real_writer(tmp_path):
     """Rows written by suites.results (results.json with extra, env.json) render, incl. profile kinds."""
-    results = pytest.importorskip("suites.results")
+    from suites import accuracy, results
     from suites.cell import Cell
     w = results.ResultWriter(tmp_path, "writer-run")
     cells = [(Cell("latency", "lsnet_t"), {"latency_ms_p50": 5.0, "latency_ms_p90": 5.5, "params_m": 11.4}),
              (Cell("latency", "repvit_m0_9"), {"latency_ms_p50": 4.0, "latency_ms_p90": 4.2, "params_m": 5.5}),
              (Cell("profile", "lsnet_t"), {"extra": {"kinds": {"conv": {"share": 0.6}, "ska": {"share": 0.4}}}}),
-             (Cell("accuracy", "lsnet_t", options={"dataset": "proxy"}),
+             (Cell("accuracy", "lsnet_t", options=accuracy.Options(dataset="proxy")),
               {"top1": 88.0, "top1_source": "proxy:v1-seed0-150steps", "extra": {"seed": 0, "budget": {"steps": 150}}})]
     for cell, res in cells:
-        w.add(results.make_row("writer-run", cell, res, family="f", device_name="Writer CPU"))
+        w.add(results.make_row("writer-run", cell, {"result": res, "machine": {"host": "h", "device_name": "Writer CPU"}}))
     results.write_env(tmp_path, {"command_line": "lsnet-bench --suite latency", "argv": ["lsnet-bench"]})
     text = reports.render(tmp_path).read_text()
     assert "Writer CPU" in text and "lsnet-bench --suite latency" in text and "proxy:v1-seed0-150steps" in text

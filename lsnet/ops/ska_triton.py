@@ -57,12 +57,6 @@ output (4 runtime div/mods per output, then per tap two masked loads with full a
 Backward moves ``gy + x + w + dx + dw`` (3 x + 2 w: 540 MB at the shape above, fp32) at ~109
 instructions per output (~84 us issue vs ~130 us DRAM): expected 75-85%.
 
-GPU command (future session with a GPU; torch 2.11 + triton 3.6 on H200)::
-
-    python -m pytest tests/test_ska_triton.py tests/test_ska_triton_compile.py tests/test_ska_bench.py -q \
-      && python -m suites.ska_bench --device cuda --dtype float32 float16 bfloat16 --channels-last both \
-         --out reports/ska_bench_h200
-
 On CPU the kernels run under the Triton interpreter (``TRITON_INTERPRET=1``), for tests only.
 """
 from __future__ import annotations

@@ -8,7 +8,9 @@ import torch
 
 import lsnet
 from suites import sweep, timing
-from suites.cell import Cell
+from executors.base import Task
+from executors.local import LocalExecutor
+from suites.cell import Cell, Context
 from suites.results import ResultWriter
 
 LOOP = 2000
@@ -49,9 +51,11 @@ def test_cell_bookkeeping_overhead(benchmark, tmp_path, monkeypatch):
     """Everything the sweep does around one cell except measuring it: row, CSV + JSON writes, progress."""
     benchmark.extra_info["calibration"] = "python"
     samples = [1.0 + i * 1e-3 for i in range(30)]
-    monkeypatch.setattr(sweep, "run_cell", lambda cell, isolation="auto", timeout=None: {
-        "status": "ok", **timing.summarize(samples), "samples": samples, "threads": torch.get_num_threads(), "extra": {}})
-    cells = [Cell(suite="latency", model="lsnet_t", resolution=64)]
+    outcome = {"result": {"status": "ok", **timing.summarize(samples), "samples": samples, "extra": {}},
+               "machine": {"host": "h", "device_name": "cpu", "threads": torch.get_num_threads()}}
+    monkeypatch.setattr(LocalExecutor, "run_cell", lambda self, cell, ctx: outcome)
+    tasks = [Task((Cell(suite="latency", model="lsnet_t", resolution=64),))]
     writer = ResultWriter(tmp_path, str(time.time()))
-    rows = benchmark.pedantic(sweep.run_sweep, (cells, writer), {"progress": False}, rounds=20, warmup_rounds=2)
+    rows = benchmark.pedantic(sweep.run_sweep, (tasks, LocalExecutor(), writer, Context()), {"progress": False},
+                              rounds=20, warmup_rounds=2)
     assert rows[0]["status"] == "ok"

@@ -1,6 +1,6 @@
 """Published ImageNet-1k facts (top-1, top-5, params, MACs, throughput) from the project's data file.
 
-``reports/data/published.csv`` is a verbatim copy of ``shared/reference/published.csv``: one row per
+``schema/data/published.csv`` holds the published figures (papers, official READMEs, timm): one row per
 (model, tag), with the source of every figure. When a model has several tags, :func:`lookup` picks
 one by a fixed rule (see :func:`choose_tag`) and the tag is recorded in the returned source text.
 """
@@ -40,7 +40,7 @@ def _num(s: str) -> float | None:
 @lru_cache(maxsize=1)
 def load() -> tuple[Published, ...]:
     """Every row of the data file, in file order."""
-    text = resources.files("reports").joinpath(DATA_FILE).read_text(encoding="utf-8")
+    text = resources.files("schema").joinpath(DATA_FILE).read_text(encoding="utf-8")
     rows = []
     for r in csv.DictReader(text.splitlines()):
         size = _num(r["eval_img_size"])

@@ -1,0 +1,112 @@
+"""The executor seam: tasks in, ``(cell, outcome)`` pairs out as cells complete.
+
+A :class:`Task` is a chain of cells that runs serially on one device: one cell, or an
+out-of-memory ladder (throughput's batch sweep) that stops at its first out-of-memory batch.
+Tasks are independent of each other, so an executor may run them in any order or in parallel.
+
+An outcome is ``{"result": {...}, "machine": {...}}``: the suite's result with ``status`` (and
+``error``), and the facts of the machine that ran it (``host``, ``device_name``, ``threads``).
+:func:`execute` produces it in whatever process runs the cell; every failure becomes a status.
+"""
+from __future__ import annotations
+
+import importlib
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from schema import IDENTITY_COLUMNS
+from suites.cell import Cell, Context
+
+Outcome = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """Cells run serially on one device; a ``ladder`` stops at its first out-of-memory batch."""
+    cells: tuple[Cell, ...]
+    ladder: bool = False
+    skip_reason: str | None = None   # every cell of the task becomes a skipped row with this reason
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` (truncated) for the ``error`` column."""
+    msg = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def machine_facts(cell: Cell, threads: int | None = None) -> dict[str, Any]:
+    """``host``, ``device_name`` and ``threads`` of this process (the one that runs the cell)."""
+    from suites.devices import device_name
+    try:
+        name = device_name(cell.device)
+    except Exception:  # noqa: BLE001  (a device that cannot be named still gets its row)
+        name = ""
+    return {"host": socket.gethostname(), "device_name": name, "threads": threads or cell.threads}
+
+
+def outcome(cell: Cell, status: str, error: str | None = None, threads: int | None = None) -> Outcome:
+    """An outcome without a measurement (skipped, or a failure outside the suite)."""
+    return {"result": {"status": status, "error": error}, "machine": machine_facts(cell, threads)}
+
+
+def execute(cell: Cell, ctx: Context, module: str | None = None) -> Outcome:
+    """Run ``cell`` in this process; the suite's result plus ``status`` (and ``error`` on failure).
+
+    ``module`` is imported first (a suite registered outside the built-in list). Identity columns
+    in a suite's result are dropped: they come from the cell and this machine only.
+    """
+    from suites import guards, registry
+    threads = cell.threads
+    try:
+        if module:
+            importlib.import_module(module)
+        suite = registry.get(cell.suite)
+        with guards.threads(cell.threads) as threads, guards.cpu_allocation_limit(cell):
+            result = dict(suite.run(cell, ctx))
+        for key in IDENTITY_COLUMNS:
+            result.pop(key, None)
+        result.setdefault("status", "ok")
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001  (every failure of a cell becomes its row)
+        from suites.guards import is_oom
+        result = {"status": "oom" if is_oom(exc) else "error", "error": one_line(exc)}
+    finally:
+        from suites.guards import release
+        release(cell.device)
+    return {"result": result, "machine": machine_facts(cell, threads)}
+
+
+def run_task(task: Task, run_cell: Callable[[Cell], Outcome]) -> Iterator[tuple[Cell, Outcome]]:
+    """Run a task's cells in order with ``run_cell``; skipped cells and the rest of an OOM ladder
+    become skipped outcomes without running."""
+    oom_at: int | None = None
+    for cell in task.cells:
+        if task.skip_reason:
+            yield cell, outcome(cell, "skipped", task.skip_reason)
+        elif oom_at is not None:
+            yield cell, outcome(cell, "skipped", f"batch {oom_at} already ran out of memory")
+        else:
+            out = run_cell(cell)
+            if task.ladder and out["result"].get("status") == "oom":
+                oom_at = cell.batch_size
+            yield cell, out
+
+
+class Executor:
+    """Base executor: runs tasks one after another through :meth:`run_cell`."""
+    name = "executor"
+
+    def run(self, tasks: Iterable[Task], ctx: Context) -> Iterator[tuple[Cell, Outcome]]:
+        """Every cell's outcome, in the order cells complete."""
+        for task in tasks:
+            yield from run_task(task, lambda cell: self.run_cell(cell, ctx))
+
+    def run_cell(self, cell: Cell, ctx: Context) -> Outcome:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers and connections (idempotent)."""

@@ -1,0 +1,109 @@
+"""The local executor: every cell on this machine, in this process or in a worker process of its own.
+
+``isolation``: ``inline`` runs every cell here; ``process`` every cell in a fresh
+``python -m executors.worker``; ``auto`` gives a worker to the cells whose suite asks for one (CPU
+memory cells measure their own process's peak RSS) and to CUDA cells (a fault can poison a CUDA
+context). A ``timeout`` always runs cells in workers, since only a process can be stopped safely.
+Crashes, kills and timeouts of a worker become rows; its process group is killed on the way out.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from executors.base import Executor, Outcome, execute, outcome
+from suites.cell import Cell, Context
+from suites.devices import is_cuda
+
+ISOLATIONS = ("auto", "inline", "process")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def describe_exit(code: int) -> tuple[str, str]:
+    """(status, error) for a worker that exited with ``code`` without writing a result."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if -code == signal.SIGKILL:
+            return "oom", f"worker process killed by {name} (most likely the kernel's out-of-memory killer)"
+        return "error", f"worker process crashed with {name}"
+    return "error", f"worker process exited with code {code} without a result"
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, isolation: str = "auto", timeout: float | None = None):
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"unknown isolation {isolation!r}; choose one of {', '.join(ISOLATIONS)}")
+        self.isolation, self.timeout = isolation, timeout
+        self._proc: subprocess.Popen[str] | None = None
+
+    def needs_process(self, cell: Cell) -> bool:
+        """Whether ``cell`` runs in a worker process (see the module docstring)."""
+        if self.isolation == "process" or self.timeout is not None:
+            return True
+        if self.isolation == "inline":
+            return False
+        from suites import registry
+        return registry.get(cell.suite).own_process(cell) or is_cuda(cell.device)
+
+    def run_cell(self, cell: Cell, ctx: Context) -> Outcome:
+        if self.needs_process(cell):
+            return self.run_in_worker(cell, ctx)
+        return execute(cell, ctx, _suite_module(cell))
+
+    def run_in_worker(self, cell: Cell, ctx: Context) -> Outcome:
+        """Run ``cell`` in a fresh worker process (its own process group, killed on any way out)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        job = {"cell": cell.to_dict(), "module": _suite_module(cell),
+               "ctx": {"run_dir": str(ctx.run_dir) if ctx.run_dir else None, "progress": ctx.progress}}
+        with tempfile.TemporaryDirectory(prefix="lsnet-cell-") as tmp:
+            out = Path(tmp) / "outcome.json"
+            self._proc = subprocess.Popen([sys.executable, "-m", "executors.worker", str(out)], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                          cwd=str(REPO_ROOT), start_new_session=True)
+            try:
+                _, stderr = self._proc.communicate(json.dumps(job), timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return outcome(cell, "error", f"cell timed out after {self.timeout:g} s (worker killed)")
+            finally:
+                self.kill()
+            if out.exists():
+                return json.loads(out.read_text(encoding="utf-8"))
+            status, error = describe_exit(self._proc.returncode)
+            tail = (stderr or "").strip().splitlines()
+            return outcome(cell, status, error + (f"; last output: {tail[-1][:200]}" if tail else ""))
+
+    def kill(self) -> None:
+        """Kill the running worker's process group, if any, and reap it."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    def close(self) -> None:
+        self.kill()
+
+
+def _suite_module(cell: Cell) -> str:
+    from suites import registry
+    return registry.get(cell.suite).module
+
+
+def create(**kw: Any) -> LocalExecutor:
+    return LocalExecutor(**kw)

@@ -1,0 +1,95 @@
+"""Execution guards around a cell: thread count (restored afterwards), out-of-memory detection and
+the CPU allocation cap, a memory pre-check, and releasing what a cell left behind."""
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from collections.abc import Iterator
+
+import torch
+
+from suites.cell import Cell
+from suites.devices import is_cuda
+from suites.modelprep import input_bytes
+
+
+class InsufficientMemory(MemoryError):
+    """Raised before a cell runs when its input alone cannot fit in the memory that is available."""
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for out-of-memory failures on any device (CUDA OOM, CPU allocator failure, MemoryError)."""
+    if isinstance(exc, MemoryError):
+        return True
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    msg = str(exc)
+    return any(s in msg for s in ("out of memory", "can't allocate memory", "DefaultCPUAllocator: not enough memory",
+                                  "Cannot allocate memory", "std::bad_alloc"))
+
+
+@contextlib.contextmanager
+def threads(count: int | None) -> Iterator[int]:
+    """Run with ``count`` intra-op threads (if given); yields the count in use; restores it afterwards."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def available_memory(device: str) -> int:
+    """Bytes that a new allocation can still get on ``device``."""
+    if is_cuda(device):
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    import psutil
+    return int(psutil.virtual_memory().available)
+
+
+def check_fits(cell: Cell) -> None:
+    """Raise :class:`InsufficientMemory` when the input batch alone exceeds the available memory
+    (a lower bound of the need: a sure OOM caught before the allocator or the OOM killer sees it)."""
+    need = input_bytes(cell)
+    have = available_memory(cell.device)
+    if need > have:
+        raise InsufficientMemory(f"out of memory: batch {cell.batch_size} needs at least {need / 2**30:.1f} GiB for "
+                                 f"its input alone; {have / 2**30:.1f} GiB available on {cell.device}")
+
+
+@contextlib.contextmanager
+def cpu_allocation_limit(cell: Cell, fraction: float = 0.9) -> Iterator[None]:
+    """On Linux CPU cells, cap this process's address space at its current size plus ``fraction`` of
+    the available RAM while the cell runs, so an oversized batch fails inside the allocator
+    (a catchable RuntimeError) instead of summoning the kernel's OOM killer. Restored afterwards."""
+    try:
+        import resource
+    except ImportError:
+        yield
+        return
+    if is_cuda(cell.device) or torch.cuda.is_initialized() or os.environ.get("LSNET_BENCH_NO_RLIMIT"):
+        yield
+        return
+    import psutil
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = psutil.Process().memory_info().vms + int(fraction * psutil.virtual_memory().available)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft != resource.RLIM_INFINITY:
+        cap = min(cap, soft)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def release(device: str) -> None:
+    """Free what a finished (or failed) cell left behind."""
+    gc.collect()
+    if is_cuda(device) and torch.cuda.is_available():
+        torch.cuda.empty_cache()
