@@ -9,7 +9,9 @@ error; 2 for bad input (one line); 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -72,7 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up before timing (the first call is never timed)")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed samples per cell (at least)")
     p.add_argument("--min-samples", type=int, default=30, help="timed samples per latency cell (at least)")
-    p.add_argument("--out", default=None, help="run folder (default: a new timestamped folder under results/)")
+    p.add_argument("--out", default=None, help="run folder (default: a new timestamped folder under results/); "
+                                               "a folder that already holds results is refused (see --resume)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="finish the sweep recorded in DIR: run only the cells without a final row (no other "
+                        "arguments needed; finished rows are never rewritten)")
+    p.add_argument("--retry-errors", action="store_true", help="with --resume: also re-run cells that ended in error")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow --threads above the usable cores (rows then carry a warning)")
     p.add_argument("--isolation", default="auto", choices=ISOLATIONS,
                    help="where cells run: auto = a worker process for memory cells and CUDA cells, others in-process; "
                         "process = every cell in its own worker; inline = all in this process")
@@ -204,15 +213,37 @@ def list_everything() -> str:
 
 
 def _new_run_dir(out: str | None, run_id: str) -> Path:
-    if out:
-        path = Path(out)
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"--out {out} is a file; give a folder")
-        if (path / "results.csv").exists() or (path / "results.jsonl").exists():
-            raise UsageError(f"--out {out} already holds results; choose a new folder "
-                             f"(earlier rows are never overwritten)")
-        return path
-    return Path("results") / run_id
+    from suites.rundir import RunDirError, check_writable
+    path = Path(out) if out else Path("results") / run_id
+    if (path / "results.csv").exists() or (path / "results.jsonl").exists():
+        raise UsageError(f"--out {out} already holds results; finish it with --resume {out} or choose a new "
+                         "folder (earlier rows are never overwritten)")
+    try:
+        check_writable(path)
+    except RunDirError as exc:
+        raise UsageError(str(exc)) from None
+    return path
+
+
+def _usable_cores() -> int:
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _check_models_accept(models: list[str], resolution: int) -> None:
+    """Models fail below their total stride; small resolutions are checked with one forward each."""
+    if resolution >= 64:
+        return
+    import torch
+
+    from suites import zoo
+    for name in models:
+        try:
+            with torch.inference_mode():
+                zoo.create(name, img_size=resolution).eval()(torch.randn(1, 3, resolution, resolution))
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(f"--resolution {resolution} is too small for {name} "
+                             f"({str(exc).splitlines()[0][:120]}); use --resolution 64 or more") from None
 
 
 def _render_report(run_dir: Path) -> None:
@@ -228,7 +259,12 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     args = build_parser().parse_args(argv)
     if args.list:
         return args, {}
+    if args.resume is not None:
+        return _configure_resume(args, argv)
     _check_numbers(args)
+    if args.threads and args.threads > _usable_cores() and not args.oversubscribe:
+        raise UsageError(f"--threads {args.threads} is more than the {_usable_cores()} usable cores (timings would "
+                         "measure contention); lower it or pass --oversubscribe")
     suites = resolve_suites(args.suite)
     if "accuracy" in suites and args.data is None and args.dataset is None and "all" in _csv(args.suite):
         suites.remove("accuracy")   # all = every suite that has what it needs
@@ -238,6 +274,7 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     devices = resolve_devices(args.device)
     models = resolve_models(args.models)
     batch_sizes = parse_batch_sizes(args.batch_sizes)
+    _check_models_accept(models, args.resolution)
     from suites.devices import is_cuda
     if args.cuda_graphs and not any(is_cuda(d) for d in devices):
         raise UsageError(f"--cuda-graphs needs a CUDA device; chosen devices: {', '.join(devices)}")
@@ -253,37 +290,94 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     return args, plan_kw
 
 
+def _configure_resume(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """``--resume DIR``: the recorded command line (without ``--out``) re-planned; DIR is the folder."""
+    from suites.rundir import RunDirError, recorded_argv
+    others, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--resume=") or a in ("--retry-errors", "--no-progress", "--no-report"):
+            skip = False
+        elif a == "--resume":
+            skip = True
+        else:
+            others.append(a)
+    if others:
+        raise UsageError(f"--resume takes no other arguments but --retry-errors, --no-progress and --no-report "
+                         f"(got {' '.join(others)}); the sweep is the one recorded in {args.resume}/env.json")
+    try:
+        recorded = recorded_argv(Path(args.resume))
+    except RunDirError as exc:
+        raise UsageError(str(exc)) from None
+    if "--resume" in recorded:
+        raise UsageError(f"{args.resume}/env.json records a --resume command line, not a sweep")
+    i = recorded.index("--out") if "--out" in recorded else -1
+    stripped = recorded[:i] + recorded[i + 2:] if i >= 0 else recorded
+    rec_args, plan_kw = configure(stripped)
+    rec_args.resume, rec_args.retry_errors = args.resume, args.retry_errors
+    rec_args.no_progress |= args.no_progress
+    rec_args.no_report |= args.no_report
+    return rec_args, plan_kw
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    from suites import results, rundir, sweep
     try:
         args, plan_kw = configure(argv)
         if args.list:
             print(list_everything())
             return 0
-        from suites import results
-        run_id = results.new_run_id()
-        run_dir = _new_run_dir(args.out, run_id)
-        from suites import sweep
         tasks = sweep.plan(**plan_kw)
-    except UsageError as exc:
+        if args.resume:
+            run_dir = Path(args.resume)
+            tasks = rundir.remaining(tasks, rundir.finished_cells(run_dir, args.retry_errors))
+        else:
+            run_dir = _new_run_dir(args.out, results.new_run_id())
+        lock = rundir.RunLock(run_dir)
+        lock.acquire()
+    except (UsageError, rundir.RunDirError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(args, argv, plan_kw, tasks, run_dir)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tasks: list, run_dir: Path) -> int:
+    """Run the planned tasks into ``run_dir`` (new or resumed); env.json records the session."""
     import executors
+    from suites import results, rundir, sweep
     from suites.cell import Context
-    writer = results.ResultWriter(run_dir, run_id)
+    started = results.now_iso()
+    devices = sorted({c.device for t in tasks for c in t.cells} | set(plan_kw["devices"]))
+    if args.resume:
+        env = json.loads((run_dir / "env.json").read_text(encoding="utf-8"))
+        host = results.host_environment(devices, plan_kw["threads"])
+        env.setdefault("hosts", {})[host["host"]] = host
+        env.setdefault("sessions", []).append({"start_time": started, "end_time": None, "end_reason": None,
+                                               "host": host["host"], "pid": os.getpid(), "argv": [PROG] + argv})
+        run_id = env.get("run_id") or results.new_run_id()
+    else:
+        run_id = run_dir.name if args.out is None else results.new_run_id()
+        env = results.environment(devices, plan_kw["threads"], [PROG] + argv, started)
+        env["run_id"] = run_id
     n_cells = sum(len(t.cells) for t in tasks)
-    env = results.environment(sorted({c.device for t in tasks for c in t.cells} | set(plan_kw["devices"])),
-                              plan_kw["threads"], [PROG] + argv, results.now_iso())
-    env["run_id"], env["planned_cells"] = run_id, n_cells
+    env["sessions"][-1]["planned_cells"] = n_cells
     results.write_env(run_dir, env)
+    writer = results.ResultWriter(run_dir, run_id)
     executor = executors.get("local", isolation=args.isolation, timeout=args.cell_timeout)
     ctx = Context(run_dir=run_dir.resolve(), progress=not args.no_progress)
     code, reason = 0, "completed"
     try:
-        sweep.run_sweep(tasks, executor, writer, ctx, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(writer.rows)} of {n_cells} cells measured", file=sys.stderr)
-        code, reason = 130, "interrupted"
+        with rundir.signals_interrupt():
+            sweep.run_sweep(tasks, executor, writer, ctx, progress=not args.no_progress)
+    except KeyboardInterrupt as exc:
+        executor.close()
+        code = exc.exit_code if isinstance(exc, rundir.Interrupted) else 130
+        print(f"\ninterrupted: {len(writer.rows)} of {n_cells} cells measured; finish with --resume {run_dir}",
+              file=sys.stderr)
+        reason = "interrupted"
     finally:
         executor.close()
     writer.consolidate()
@@ -291,14 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     if code == 0 and errors:
         code, reason = 1, "failed"
     env["end_time"] = env["sessions"][-1]["end_time"] = results.now_iso()
-    env["sessions"][-1]["end_reason"] = reason
-    env["measured_cells"] = len(writer.rows)
+    env["sessions"][-1].update(end_reason=reason, measured_cells=len(writer.rows))
     results.write_env(run_dir, env)
     print(results.summary_table(writer.rows))
     print(f"results: {run_dir}")
     if errors:
         print(f"{errors} of {len(writer.rows)} cells ended in error (see the error column)", file=sys.stderr)
-    if code != 130 and not args.no_report:
+    if not args.no_report:
         _render_report(run_dir)
     return code
 

@@ -25,15 +25,45 @@ ISOLATIONS = ("auto", "inline", "process")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def describe_exit(code: int) -> tuple[str, str]:
-    """(status, error) for a worker that exited with ``code`` without writing a result."""
+def oom_kills() -> int | None:
+    """The kernel's out-of-memory kill count for this process's cgroup (v2 ``memory.events``, v1
+    ``memory.oom_control``), or None where neither is readable."""
+    candidates = []
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                candidates.append(Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.events")
+    except OSError:
+        pass
+    candidates += [Path("/sys/fs/cgroup/memory.events"), Path("/sys/fs/cgroup/memory/memory.oom_control")]
+    for path in candidates:
+        try:
+            for line in path.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def describe_exit(code: int, oom_killed: bool | None = None) -> tuple[str, str]:
+    """(status, error) for a worker that exited with ``code`` without writing a result.
+
+    A SIGKILL is ``oom`` only when the cgroup's out-of-memory kill count rose while the worker ran
+    (``oom_killed``); otherwise it is an error that says the worker was killed.
+    """
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
         if -code == signal.SIGKILL:
-            return "oom", f"worker process killed by {name} (most likely the kernel's out-of-memory killer)"
+            if oom_killed:
+                return "oom", f"worker process killed by {name} by the kernel's out-of-memory killer"
+            evidence = "no out-of-memory kill was recorded" if oom_killed is False else \
+                "the cgroup's out-of-memory count is not readable here"
+            return "error", f"worker process killed by {name} ({evidence})"
         return "error", f"worker process crashed with {name}"
     return "error", f"worker process exited with code {code} without a result"
 
@@ -67,6 +97,7 @@ class LocalExecutor(Executor):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         job = {"cell": cell.to_dict(), "module": _suite_module(cell),
                "ctx": {"run_dir": str(ctx.run_dir) if ctx.run_dir else None, "progress": ctx.progress}}
+        kills_before = oom_kills()
         with tempfile.TemporaryDirectory(prefix="lsnet-cell-") as tmp:
             out = Path(tmp) / "outcome.json"
             self._proc = subprocess.Popen([sys.executable, "-m", "executors.worker", str(out)], stdin=subprocess.PIPE,
@@ -81,7 +112,9 @@ class LocalExecutor(Executor):
                 self.kill()
             if out.exists():
                 return json.loads(out.read_text(encoding="utf-8"))
-            status, error = describe_exit(self._proc.returncode)
+            kills_after = oom_kills()
+            oom = None if kills_before is None or kills_after is None else kills_after > kills_before
+            status, error = describe_exit(self._proc.returncode, oom)
             tail = (stderr or "").strip().splitlines()
             return outcome(cell, status, error + (f"; last output: {tail[-1][:200]}" if tail else ""))
 

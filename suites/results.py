@@ -172,7 +172,7 @@ def environment(devices: list[str], threads: int, argv: list[str], started: str)
             "command_line": " ".join([Path(argv[0]).name] + argv[1:]) if argv else "", "argv": argv,
             "start_time": started, "end_time": None,
             "sessions": [{"start_time": started, "end_time": None, "end_reason": None, "host": host["host"],
-                          "pid": os.getpid()}]}
+                          "pid": os.getpid(), "argv": argv}]}
 
 
 def write_env(run_dir: Path, env: dict[str, Any]) -> None:

@@ -144,7 +144,10 @@ def test_execute_turns_exceptions_into_rows():
 def test_worker_timeout_and_crash_descriptions():
     res = LocalExecutor(timeout=0.01).run_cell(_cell(), Context())["result"]
     assert res["status"] == "error" and "timed out" in res["error"]
-    assert describe_exit(-9)[0] == "oom"
+    assert describe_exit(-9, oom_killed=True)[0] == "oom"
+    status, msg = describe_exit(-9, oom_killed=False)
+    assert status == "error" and "no out-of-memory kill was recorded" in msg
+    assert describe_exit(-9)[0] == "error"
     status, msg = describe_exit(-11)
     assert status == "error" and "SIGSEGV" in msg
 

@@ -1,0 +1,156 @@
+"""Run folders never lose a row: append-only writes, --resume, one writer at a time, signals,
+unique run ids, enforced cell timeouts and honest statuses for killed workers. Each test checks
+what is on disk afterwards."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import run_bench
+from suites import results, rundir
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--min-samples", "3", "--no-progress", "--no-report"]
+SLOW = ["--suite", "latency,memory", "--models", "lsnet_t,starnet_s1,repvit_m0_9", "--batch-sizes", "1",
+        "--resolution", "64", "--warmup", "0.2", "--min-time", "0.4", "--threads", "1", "--no-progress", "--no-report"]
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def _start(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "run_bench.py", *SLOW, "--out", str(out), *extra], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_rows(out: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if (out / "results.jsonl").is_file() and len(_rows(out)) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"fewer than {n} rows after {timeout} s")
+
+
+def _workers_of(pid: int) -> list[int]:
+    """Live worker processes started by ``pid`` (their own sessions; matched by parent pid)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid and "executors.worker" in (p / "cmdline").read_text():
+                    out.append(int(p.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_signal_keeps_rows_and_resume_finishes_the_sweep(tmp_path, signum, code):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_rows(out, 4, proc)          # the 4th cell onwards are memory cells, in worker processes
+    time.sleep(0.3)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "interrupted" in err and "--resume" in err
+    assert _workers_of(proc.pid) == [] and not (out / ".lock").exists()
+    env = json.loads((out / "env.json").read_text())
+    assert env["sessions"][-1]["end_reason"] == "interrupted" and env["sessions"][-1]["end_time"]
+    before_csv = (out / "results.csv").read_bytes()
+    before = _rows(out)
+    assert run_bench.main(["--resume", str(out), "--no-progress", "--no-report"]) == 0
+    after = _rows(out)
+    assert (out / "results.csv").read_bytes().startswith(before_csv)        # earlier rows byte for byte
+    assert after[:len(before)] == before
+    keys = [rundir.cell_key(r["cell"]) for r in after]
+    assert len(keys) == len(set(keys)) == 3 * 2                             # every cell once
+    assert all(r["status"] == "ok" for r in after)
+    env = json.loads((out / "env.json").read_text())
+    assert [s["end_reason"] for s in env["sessions"]] == ["interrupted", "completed"]
+    assert json.loads((out / "results.json").read_text())["rows"] == after  # consolidated copy
+    assert run_bench.main(["--resume", str(out), "--no-progress", "--no-report"]) == 0   # nothing left to run
+    assert _rows(out) == after
+
+
+def test_second_writer_is_refused_and_stale_lock_taken_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_rows(out, 1, proc)
+    assert run_bench.main(["--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"pid {proc.pid}" in err and "is being written" in err and len(err.strip().splitlines()) == 1
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    (out / ".lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": os.uname().nodename, "start": "then"}))
+    assert run_bench.main(["--resume", str(out), "--no-progress", "--no-report"]) == 0
+    assert "taking over the stale lock" in capsys.readouterr().err and not (out / ".lock").exists()
+
+
+def test_resume_rejects_other_arguments_and_non_run_folders(tmp_path, capsys):
+    assert run_bench.main(["--resume", str(tmp_path), "--suite", "flops"]) == 2
+    assert "--resume takes no other arguments" in capsys.readouterr().err
+    assert run_bench.main(["--resume", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_retry_errors_reruns_only_error_cells(tmp_path):
+    out = tmp_path / "run"
+    assert run_bench.main(["--suite", "latency", "--models", "lsnet_t", "--batch-sizes", "1,100000000",
+                           "--out", str(out), *FAST]) in (0, 1)
+    first = _rows(out)
+    assert run_bench.main(["--resume", str(out), "--no-progress", "--no-report"]) == 0
+    assert _rows(out) == first                        # oom/error rows are final without --retry-errors
+    (out / "results.jsonl").write_text("".join(json.dumps(r | {"status": "error"} if r["batch_size"] == 1 else r)
+                                               + "\n" for r in first))
+    assert run_bench.main(["--resume", str(out), "--retry-errors", "--no-progress", "--no-report"]) == 0
+    rows = _rows(out)
+    assert len(rows) == 3 and rows[-1]["batch_size"] == 1 and rows[-1]["status"] == "ok"
+
+
+def test_run_ids_are_unique():
+    ids = {results.new_run_id() for _ in range(200)}
+    assert len(ids) == 200
+
+
+def test_inline_cell_timeout_is_enforced(tmp_path):
+    out = tmp_path / "run"
+    code = run_bench.main(["--suite", "latency", "--models", "lsnet_t", "--isolation", "inline", "--cell-timeout",
+                           "0.05", "--out", str(out), *FAST])
+    (row,) = _rows(out)
+    assert code == 1 and row["status"] == "error" and "timed out after 0.05 s" in row["error"]
+
+
+def test_a_killed_worker_is_an_error_unless_the_oom_killer_is_evidenced(tmp_path, monkeypatch):
+    from executors import local
+    from suites import registry
+    from suites.cell import Cell, Context
+    kill = registry.Suite("suicide", lambda cell, ctx: os.kill(os.getpid(), signal.SIGKILL), "tests.suicide_suite",
+                          "test")
+    (tmp_path / "suicide_suite.py").write_text(
+        "import os, signal\nfrom suites.registry import Suite, register\n"
+        "register(Suite('suicide', lambda cell, ctx: os.kill(os.getpid(), signal.SIGKILL), __name__, 'test'))\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    registry.register(kill.__class__(**{**kill.__dict__, "module": "suicide_suite"}))
+    try:
+        res = local.LocalExecutor("process").run_cell(Cell("suicide", "lsnet_t"), Context())["result"]
+        assert res["status"] == "error" and "SIGKILL" in res["error"]
+        counts = iter([3, 4])
+        monkeypatch.setattr(local, "oom_kills", lambda: next(counts))
+        res = local.LocalExecutor("process").run_cell(Cell("suicide", "lsnet_t"), Context())["result"]
+        assert res["status"] == "oom" and "out-of-memory killer" in res["error"]
+    finally:
+        registry.unregister("suicide")
