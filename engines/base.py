@@ -4,12 +4,15 @@
 eager), its input batch and everything a forward needs; inside the block ``step.run()`` is one
 forward of the batch (what the suites time), ``step.timer`` times and synchronises it,
 ``step.infer(x)`` runs any batch and returns a float32 CPU tensor (parity, accuracy), and
-``step.model`` is the torch module where the engine has one (torch profiler, parameter counts).
+``step.model`` is the torch module where the engine has one (torch profiler, parameter counts),
+``step.images_per_run`` how many images one ``run()`` processes (several batches for engines that
+keep asynchronous requests in flight).
 Leaving the block releases the engine's resources.
 """
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +42,9 @@ class Step:
     model: nn.Module | None = None
     info: dict[str, Any] = field(default_factory=dict)
     parity_rel: float | None = None
+    images_per_run: int | None = None     # images one ``run()`` processes (default: the cell's batch size)
+    # the engine's own profiler: (runs, trace folder) -> [(node name, op type, time us)]; None: torch.profiler
+    profile: Callable[[int, Path], list[tuple[str, str, float]]] | None = None
 
 
 class Engine:

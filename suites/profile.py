@@ -17,6 +17,7 @@ import torch
 from torch.profiler import ProfilerActivity, schedule, tensorboard_trace_handler
 
 import engines
+from engines.base import Step
 from schema import OP_KINDS
 from suites.cell import Cell, Context
 from suites.devices import is_cuda
@@ -35,6 +36,38 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                                r"clamp_|clamp_min|exp|neg|pow|sqrt|rsqrt|where|copy_|to|_to_copy|fill_|zero_|"
                                r"threshold|leaky_relu|mean|sum|adaptive_avg_pool2d|_adaptive_avg_pool2d)\b")),
 )
+
+
+# ONNX / OpenVINO operator types by kind (deployment engines report node types, not aten ops).
+_NODE_KINDS = {
+    "conv": ("Conv", "ConvTranspose", "Convolution", "GroupConvolution", "FusedConv", "NhwcFusedConv"),
+    "attention": ("MatMul", "FusedMatMul", "Softmax", "SoftMax", "Einsum", "Attention", "ScaledDotProductAttention"),
+    "norm": ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization", "MVN",
+             "NormalizeL2"),
+    "elementwise": ("Add", "Mul", "Sub", "Div", "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Multiply",
+                    "Subtract", "Divide", "Eltwise", "Swish", "Gelu", "Tanh", "Erf", "Exp", "Neg", "Sqrt", "Pow",
+                    "Where", "Clamp", "ReduceMean", "ReduceSum", "GlobalAveragePool", "AdaptiveAvgPool"),
+}
+_NODE_KIND = {t: k for k, types in _NODE_KINDS.items() for t in types}
+
+
+def node_kind(node_name: str, op_type: str) -> str:
+    """The kind of one node of an exported graph: SKA by the module path in its name, else by op type."""
+    if "ska" in node_name.lower():
+        return "ska"
+    return _NODE_KIND.get(op_type, "other")
+
+
+def node_tables(nodes: list[tuple[str, str, float]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per-operator rows, per-kind rows) from an engine's (node name, op type, time us) records,
+    operators grouped by op type and kind, in the same form as :func:`operator_tables`."""
+    per_op: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, op_type, t in nodes:
+        kind = node_kind(name, op_type)
+        row = per_op.setdefault((op_type, kind), {"op": op_type, "kind": kind, "calls": 0, "self_time_us": 0.0})
+        row["calls"] += 1
+        row["self_time_us"] += t
+    return _shares(per_op)
 
 
 def op_kind(name: str) -> str:
@@ -76,9 +109,19 @@ def operator_tables(events: list[Any], device: bool = False) -> tuple[list[dict[
             continue
         kind = op_kind(top.name)
         t = _self_time_us(ev, device)
-        row = per_op.setdefault((ev.name, kind), {"op": ev.name, "kind": kind, "calls": 0, "self_time_us": 0.0})
+        row = per_op.setdefault((ev.name, kind), {"op": ev.name, "kind": kind, "calls": 0, "self_time_us": 0.0,
+                                                  "shapes": "", "_top_us": -1.0})
         row["calls"] += 1
         row["self_time_us"] += t
+        shapes = getattr(ev, "input_shapes", None)
+        if shapes and t > row["_top_us"]:   # the input shapes of the op's most expensive call
+            row["shapes"], row["_top_us"] = str(shapes), t
+    for row in per_op.values():
+        row.pop("_top_us")
+    return _shares(per_op)
+
+
+def _shares(per_op: dict[tuple[str, str], dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     total = sum(r["self_time_us"] for r in per_op.values()) or 1.0
     ops = sorted(per_op.values(), key=lambda r: -r["self_time_us"])
     for r in ops:
@@ -108,27 +151,34 @@ def cell_label(cell: Cell) -> str:
     return "_".join(parts)
 
 
+def _torch_profile(step: Step, trace_dir: Path, label: str, on_gpu: bool) -> list[Any]:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    with torch.profiler.profile(activities=activities, schedule=schedule(wait=WAIT, warmup=WARMUP, active=ACTIVE),
+                                on_trace_ready=tensorboard_trace_handler(str(trace_dir), worker_name=label),
+                                record_shapes=True) as prof:
+        for _ in range(WAIT + WARMUP + ACTIVE):
+            step.run()
+            step.timer.sync()
+            prof.step()
+    return list(prof.events())
+
+
 def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     out_root = (ctx.run_dir or Path(".")) / "profile"
     label = cell_label(cell)
     trace_dir = out_root / label
     trace_dir.mkdir(parents=True, exist_ok=True)
-    on_gpu = is_cuda(cell.device)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    on_gpu = is_cuda(cell.device) and cell.engine in ("eager", "compile")
     with engines.get(cell.engine).prepare(cell, ctx) as step:
         step.run()  # first call (compile / capture) outside the profile
-        with torch.profiler.profile(activities=activities, schedule=schedule(wait=WAIT, warmup=WARMUP, active=ACTIVE),
-                                    on_trace_ready=tensorboard_trace_handler(str(trace_dir), worker_name=label),
-                                    record_shapes=False) as prof:
-            for _ in range(WAIT + WARMUP + ACTIVE):
-                step.run()
-                step.timer.sync()
-                prof.step()
-    ops, kinds = operator_tables(list(prof.events()), device=on_gpu)
+        if step.profile is not None:   # the engine's own profiler (exported graphs)
+            ops, kinds = node_tables(step.profile(ACTIVE, trace_dir))
+        else:
+            ops, kinds = operator_tables(_torch_profile(step, trace_dir, label, on_gpu), device=on_gpu)
     _write_csv(out_root / f"{label}_ops.csv", ops)
     _write_csv(out_root / f"{label}_kinds.csv", kinds)
-    traces = sorted(p.name for p in trace_dir.glob("*.pt.trace.json*"))
-    return {"params_m": step.params / 1e6,
+    traces = sorted(p.name for p in trace_dir.iterdir())
+    return {"params_m": step.params / 1e6, "parity_rel": step.parity_rel,
             "extra": {"trace_dir": str(trace_dir), "traces": traces, "profiled_steps": ACTIVE,
                       "time_basis": "device" if on_gpu else "cpu",
                       "kinds": {r["kind"]: {"share": r["share"], "self_time_us": r["self_time_us"], "calls": r["calls"]}
@@ -136,5 +186,5 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
                       "top_ops": ops[:25]}}
 
 
-SUITE = register(Suite("profile", run, __name__, "per-operator time shares by kind (torch.profiler traces)",
-                       engines=("eager", "compile")))
+SUITE = register(Suite("profile", run, __name__, "per-operator time shares by kind (torch.profiler traces, "
+                       "or the engine's own profiler)", engines=engines.ENGINES))

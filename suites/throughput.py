@@ -26,11 +26,13 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
                                                       min_time=cell.min_time, min_rounds=5)
             t1 = time.perf_counter()
     ms_per_batch = statistics.median(rounds)
-    out: dict[str, Any] = {"throughput_img_s": cell.batch_size * 1000.0 / ms_per_batch, "params_m": step.params / 1e6,
+    images = step.images_per_run or cell.batch_size
+    out: dict[str, Any] = {"throughput_img_s": images * 1000.0 / ms_per_batch, "params_m": step.params / 1e6,
                            "parity_rel": step.parity_rel, "n_samples": len(rounds), "samples": rounds,
-                           "extra": {"calls_per_round": per_round, "ms_per_batch_median": ms_per_batch, **step.info}}
+                           "extra": {"calls_per_round": per_round, "ms_per_run_median": ms_per_batch, "images_per_run": images,
+                                     **step.info}}
     if metered:
-        energy = energy_fields(sampler, rounds, per_round, cell.batch_size, t0, t1)
+        energy = energy_fields(sampler, rounds, per_round, images, t0, t1)
         out["extra"].update(energy.pop("extra", {}))
         out.update(energy)
     return out
