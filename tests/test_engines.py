@@ -1,0 +1,94 @@
+"""Deployment engines: each runs the cell's exported model, its output checked against eager float32
+(parity_rel), its artifact kept in the run folder; cells an engine cannot run are skipped rows with
+the reason; availability is listed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import engines
+import run_bench
+from engines.base import ParityError, Step, check_parity
+from suites import registry
+from suites.cell import Cell, Context
+
+FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--min-samples", "3", "--no-progress", "--no-report"]
+
+
+def _rows(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_every_engine_is_listed_with_its_availability():
+    avail = engines.availability()
+    assert list(avail) == list(engines.ENGINES)
+    assert avail["eager"] is None and avail["onnxruntime"] is None and avail["openvino"] is None
+    assert "TensorrtExecutionProvider" in avail["tensorrt"] or avail["tensorrt"] is None
+
+
+@pytest.mark.parametrize("engine, cell, needle", [
+    ("onnxruntime", Cell("latency", "lsnet_t", dtype="float16"), "float16 on ONNX Runtime's CPU"),
+    ("onnxruntime", Cell("latency", "lsnet_t", dtype="amp"), "not an ONNX Runtime precision"),
+    ("onnxruntime", Cell("latency", "lsnet_t", channels_last=True), "channels_last"),
+    ("openvino", Cell("latency", "lsnet_t", dtype="amp"), "PyTorch autocast"),
+    ("openvino", Cell("latency", "lsnet_t", device="cuda:0"), "Intel GPUs"),
+    ("openvino", Cell("latency", "lsnet_t", cuda_graphs=True), "eager-engine option"),
+    ("tensorrt", Cell("latency", "lsnet_t"), "needs a CUDA device"),
+    ("compile", Cell("latency", "lsnet_t", cuda_graphs=True, device="cuda:0"), "eager-engine option"),
+])
+def test_cells_an_engine_cannot_run_are_skipped_with_the_reason(engine, cell, needle):
+    assert needle in engines.get(engine).skip_reason(cell)
+
+
+def test_parity_above_the_tolerance_is_an_error_stating_the_figure():
+    step = Step(run=lambda: None, infer=lambda x: x * 1.01, timer=None, params=0)
+    x = torch.ones(2, 3)
+    with pytest.raises(ParityError, match=r"differs from eager float32 by 0\.01 .* tolerance 0\.0001"):
+        check_parity(Cell("latency", "m", engine="onnxruntime"), step, x, x)
+    assert check_parity(Cell("latency", "m", dtype="float16"), step, x, x) == pytest.approx(0.01)
+    assert step.parity_rel == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_engine_matches_eager_and_keeps_its_artifact(engine, tmp_path):
+    cell = Cell("latency", "lsnet_t", engine=engine, resolution=64, batch_size=2, threads=1)
+    ctx = Context(run_dir=tmp_path)
+    with engines.get(engine).prepare(cell, ctx) as step:
+        step.run()
+        assert step.parity_rel < 1e-4
+        assert step.params == sum(p.numel() for p in _fused("lsnet_t").parameters())
+    (onnx_file,) = (tmp_path / "artifacts").glob("*.onnx")
+    assert onnx_file.name.startswith("lsnet_t_r64_float32_fused")
+    if engine == "openvino":
+        assert step.info["used"]["INFERENCE_PRECISION_HINT"].lower() in ("f32", "float32")
+
+
+def _fused(name):
+    import lsnet
+    from suites import zoo
+    return lsnet.fuse(zoo.create(name, img_size=64).eval())
+
+
+def test_engines_through_the_cli(tmp_path):
+    out = tmp_path / "run"
+    code = run_bench.main(["--suite", "latency,throughput,memory", "--engine", "eager,onnxruntime,openvino,tensorrt",
+                           "--models", "lsnet_t", "--batch-sizes", "2", "--threads", "1", "--out", str(out), *FAST])
+    assert code == 0
+    rows = {(r["suite"], r["engine"]): r for r in _rows(out)}
+    assert len(rows) == 3 * 4
+    for suite in ("latency", "throughput", "memory"):
+        for engine in ("eager", "onnxruntime", "openvino"):
+            r = rows[(suite, engine)]
+            assert r["status"] == "ok", r
+            assert r["parity_rel"] is not None and r["parity_rel"] < 1e-4
+        assert rows[(suite, "tensorrt")]["status"] == "skipped"
+    assert rows[("throughput", "openvino")]["extra"]["used"]["PERFORMANCE_HINT"] == "THROUGHPUT"
+    assert rows[("latency", "openvino")]["extra"]["used"]["PERFORMANCE_HINT"] == "LATENCY"
+    assert list((out / "artifacts").glob("lsnet_t_r64_float32_fused.onnx"))
+
+
+def test_profile_and_accuracy_run_through_engines():
+    assert set(registry.get("accuracy").engines) == set(engines.ENGINES)
+    assert registry.get("flops").engines == ("eager",)
