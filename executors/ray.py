@@ -474,8 +474,8 @@ class RayExecutor(Executor):
         self._start([s for s in self.slots if s.actor is None and s.kind in needed])
         pending: deque[_Work] = deque()
         for w in self._works(tasks):
-            if isinstance(w, Task):
-                yield from run_task(w, lambda cell: outcome(cell, "error", "unreachable"))
+            if isinstance(w, Task):   # skipped: its rows are written here, nothing runs
+                yield from run_task(w, self.run_cell)
             else:
                 pending.append(w)
         running: dict[Any, tuple[_Work, Slot]] = {}
