@@ -37,6 +37,7 @@ def _csv(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     import engines
+    import executors
     from executors.local import ISOLATIONS
     from suites import registry
     p = _Parser(prog=PROG, description=__doc__.splitlines()[0],
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "process = every cell in its own worker; inline = all in this process")
     p.add_argument("--cell-timeout", type=float, default=None,
                    help="seconds before a cell is stopped (cells then run in worker processes)")
+    p.add_argument("--executor", default="local", choices=executors.EXECUTORS,
+                   help="local = this machine; ray = the nodes of a Ray cluster (needs the cluster extra; --device "
+                        "then takes cpu or cuda = a pool, all, all:cpu, all:cuda = every device of every node)")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster: HOST:PORT, auto (a running one), local (start one here); default: a running "
+                        "cluster if one is found, else a local one")
+    p.add_argument("--nodes", default=None, help="comma-separated Ray nodes (name, IP, hostname or custom resource)")
     for opt in registry.option_flags():
         kind = {"choices": list(opt.choices)} if opt.choices else {}
         p.add_argument(opt.flag, dest=opt.field, type=opt.type, default=None, **kind,
@@ -198,6 +206,15 @@ def _suite_options(args: argparse.Namespace, suites: list[str]) -> dict[str, Any
     return out
 
 
+def _list_nodes(args: argparse.Namespace) -> str:
+    try:
+        from executors import ray as ray_executor
+        ray_executor.connect(args.ray_address)
+        return ray_executor.describe_nodes(_csv(args.nodes or ""))
+    except (ImportError, ConnectionError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 def list_everything() -> str:
     import engines
     from suites import registry, zoo
@@ -210,6 +227,23 @@ def list_everything() -> str:
     lines += [f"dtypes: {', '.join(DTYPES)}", "visible devices:"]
     lines += [f"  {d}  {device_name(d)}" for d in visible_devices()]
     return "\n".join(lines)
+
+
+def _cluster_devices(args: argparse.Namespace) -> list[str]:
+    """The device kinds to plan for on Ray (``--device`` forms of :mod:`executors.ray`)."""
+    try:
+        from executors import ray as ray_executor
+        return ray_executor.plan_devices(args.device, args.ray_address, _csv(args.nodes or ""))
+    except (ImportError, ConnectionError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    import executors
+    if args.executor == "ray":
+        return executors.get("ray", address=args.ray_address, nodes=_csv(args.nodes or ""), devices=args.device,
+                             isolation=args.isolation, timeout=args.cell_timeout)
+    return executors.get("local", isolation=args.isolation, timeout=args.cell_timeout)
 
 
 def _new_run_dir(out: str | None, run_id: str) -> Path:
@@ -271,7 +305,7 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     options = _suite_options(args, suites)
     engines_ = resolve_engines(args.engine, args.compile)
     dtypes = _choose(_csv(args.dtype), DTYPES, "dtype")
-    devices = resolve_devices(args.device)
+    devices = resolve_devices(args.device) if args.executor == "local" else _cluster_devices(args)
     models = resolve_models(args.models)
     batch_sizes = parse_batch_sizes(args.batch_sizes)
     _check_models_accept(models, args.resolution)
@@ -326,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         args, plan_kw = configure(argv)
         if args.list:
             print(list_everything())
+            if args.executor == "ray":
+                print(_list_nodes(args))
             return 0
         tasks = sweep.plan(**plan_kw)
         if args.resume:
@@ -349,8 +385,9 @@ def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tas
     import executors
     from suites import results, rundir, sweep
     from suites.cell import Context
+    from suites.devices import visible_devices
     started = results.now_iso()
-    devices = sorted({c.device for t in tasks for c in t.cells} | set(plan_kw["devices"]))
+    devices = sorted(({c.device for t in tasks for c in t.cells} | set(plan_kw["devices"])) & set(visible_devices()))
     if args.resume:
         env = json.loads((run_dir / "env.json").read_text(encoding="utf-8"))
         host = results.host_environment(devices, plan_kw["threads"])
@@ -366,7 +403,7 @@ def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tas
     env["sessions"][-1]["planned_cells"] = n_cells
     results.write_env(run_dir, env)
     writer = results.ResultWriter(run_dir, run_id)
-    executor = executors.get("local", isolation=args.isolation, timeout=args.cell_timeout)
+    executor = _executor(args)
     ctx = Context(run_dir=run_dir.resolve(), progress=not args.no_progress)
     code, reason = 0, "completed"
     try:
@@ -379,6 +416,10 @@ def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tas
               file=sys.stderr)
         reason = "interrupted"
     finally:
+        try:
+            env["hosts"].update(executor.environments(plan_kw["threads"]))   # the other machines that measured
+        except Exception as exc:  # noqa: BLE001  (never lose the rows for the environment's sake)
+            print(f"warning: host environments not gathered ({type(exc).__name__}: {exc})", file=sys.stderr)
         executor.close()
     writer.consolidate()
     errors = sum(r["status"] == "error" for r in writer.rows)

@@ -108,5 +108,9 @@ class Executor:
     def run_cell(self, cell: Cell, ctx: Context) -> Outcome:
         raise NotImplementedError
 
+    def environments(self, threads: int) -> dict[str, dict[str, Any]]:
+        """``host -> environment`` of the other machines that ran cells (none for this machine alone)."""
+        return {}
+
     def close(self) -> None:
         """Release workers and connections (idempotent)."""
