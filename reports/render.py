@@ -34,6 +34,7 @@ FAIR = ("Fair by default: distilled and non-distilled published figures are neve
         "at 256 px vs 224 px). The lsnet_t_mixer_* ablations are not on these fronts (see Ablations). A point is "
         "dominated only when another is better on both axes beyond its latency interval: points whose intervals "
         "overlap are not ordered. Hollow points are unstable timings.")
+DEVICE_FREE_SUITES = ("accuracy", "flops")   # their numbers do not depend on the configuration
 X_METRICS = ("latency_ms_p50", "throughput_img_s", "peak_mem_mb")
 
 
@@ -94,7 +95,7 @@ class Report:
     def front_members(self) -> set[tuple[str, str]]:
         """(config, model) on the default latency front: published figures (else the first source), fair groups."""
         srcs = list(self.acc["top1_source"].unique())
-        if not srcs:
+        if not srcs or self.perf.empty:
             return set()
         src = tables.PUBLISHED_SOURCE if tables.PUBLISHED_SOURCE in srcs else srcs[0]
         d = self.perf.merge(self.acc[self.acc["top1_source"] == src][["model", "top1", "distilled"]], on="model")
@@ -249,16 +250,11 @@ class Report:
         unstable = perf[perf["stable"] == False]  # noqa: E712
         ab = tables.ablations(perf, self.acc, self.reference if self.reference.startswith("lsnet_t") else "lsnet_t")
         ab_cols = [c for c in ["config", "model", "params_m", "gmacs", "latency_ms_p50", "speedup_vs_base",
-                               "throughput_img_s", "peak_mem_mb", *[c for c in ab.columns if c.startswith("top1 [")]]
+                               "throughput_img_s", "peak_mem_mb", *[c for c in ab.columns if c.startswith("top1 [")], "front"]
                    if c in ab.columns]
-        abl_fig = None
-        if not ab.empty and ab["latency_ms_p50"].notna().any():
-            abl = ab.copy()
-            abl["panel"] = abl["config"]
-            abl["tip"] = [_tip(r, self.commands) for _, r in abl.iterrows()]
-            abl_fig = Markup(plots.batch_figure(
-                tables.latency_points(df[df["model"].isin(set(ab["model"]))]).assign(
-                    panel=lambda x: x["config"]), "latency_ms_p50", "latency p50 (ms)"))
+        abl_pts = tables.latency_points(df[df["model"].map(is_ablation) | (df["model"] == "lsnet_t")])
+        abl_fig = Markup(plots.batch_figure(abl_pts.assign(panel=abl_pts["config"]), "latency_ms_p50",
+                                            "latency p50 (ms)")) if not ab.empty and not abl_pts.empty else None
         sp = engine_speedups(df)
         tops = top_ops(df)
         paths = conv_paths(df)
@@ -269,11 +265,11 @@ class Report:
                                      "templates", name).read_text("utf-8")))
         hosts = sorted(set(df["host"].dropna()))
         if title is None:
-            title = "lsnet-bench report: " + ", ".join(
-                f"{r.rows['host'].dropna().iloc[0] if r.rows['host'].notna().any() else r.run_id}" for r in self.runs)
+            title = "lsnet-bench report: " + ", ".join(dict.fromkeys(self._run_label(r) for r in self.runs))
         return env.get_template("report.html.j2").render(
             title=title, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), rules=RULES, fair=FAIR,
-            reference=self.reference, configs=sorted(set(df["config"].dropna())), hosts=hosts,
+            reference=self.reference, hosts=hosts,
+            configs=sorted(set(df.loc[~df["suite"].isin(DEVICE_FREE_SUITES), "config"].dropna())),
             summary_tables=self.summary_tables(), pareto=self.pareto(), batch_figs=self.batch_figs(),
             unstable=html_table(unstable.astype(object), ["config", "model", "warnings"]) if len(unstable) else None,
             ablations=html_table(ab.astype(object), ab_cols) if not ab.empty else None, ablation_fig=abl_fig,

@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from reports.pareto import pareto_mask
 from reports.style import is_ablation
 from schema import published
 
@@ -218,12 +219,20 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def ablations(perf: pd.DataFrame, acc: pd.DataFrame, base: str = "lsnet_t") -> pd.DataFrame:
-    """The ``lsnet_t_mixer_*`` ablations beside ``base`` per configuration: cost, speed-up over ``base``
-    and every non-published top-1 (published figures do not exist for ablations)."""
+    """The ``lsnet_t_mixer_*`` ablations beside ``base`` per configuration: cost, speed-up over ``base``,
+    every non-published top-1 (published figures do not exist for ablations) and ``front``: the sources
+    on whose (top-1, latency) front the model is, among ``base`` and the ablations (`` *`` after its name)."""
     d = perf[perf["model"].map(is_ablation) | (perf["model"] == base)].copy()
     if not d["model"].map(is_ablation).any():
         return d.iloc[:0]
     d["speedup_vs_base"] = relative(d, base)
+    d["front"] = ""
     for src, g in acc[~acc["top1_source"].str.startswith("published")].groupby("top1_source"):
-        d = d.merge(g[["model", "top1"]].rename(columns={"top1": f"top1 [{src}]"}), on="model", how="left")
-    return d.sort_values(["config", "model"], kind="stable")
+        col = f"top1 [{src}]"
+        d = d.merge(g[["model", "top1"]].rename(columns={"top1": col}), on="model", how="left")
+        for _, c in d.groupby("config"):
+            on = pareto_mask(c, {col: "max", "latency_ms_p50": "min"}, {"latency_ms_p50": ("err_lo", "err_hi")})
+            d.loc[on[on].index, "front"] += f"{src} "
+    d["model"] = [m + (" *" if f else "") for m, f in zip(d["model"], d["front"])]
+    d["front"] = d["front"].str.strip()
+    return d.sort_values(["config", "model"], kind="stable").reset_index(drop=True)
