@@ -57,6 +57,11 @@ def _acc_marks(a: pd.Series, resolution: Any) -> str:
     return text
 
 
+def _ms(v: float) -> str:
+    """Milliseconds with about four significant digits."""
+    return f"{v:.3f}" if v < 10 else f"{v:.2f}" if v < 100 else f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+
+
 def _tip(r: pd.Series, commands: dict[str, str]) -> str:
     parts = [f"{r['model']} · {r.get('config', '')}"]
     if "top1" in r and r["top1"] == r["top1"]:
@@ -92,25 +97,26 @@ class Report:
         self.numbers = {m: i for i, m in enumerate(main + sorted(set(models) - set(main)), 1)}
 
     # --- summary -------------------------------------------------------------------------------
-    def front_members(self) -> set[tuple[str, str]]:
+    def front_members(self) -> dict[tuple[str, str], bool]:
         """(config, model) on the default latency front: published figures (else the first source), fair groups."""
         srcs = list(self.acc["top1_source"].unique())
         if not srcs or self.perf.empty:
-            return set()
+            return {}
         src = tables.PUBLISHED_SOURCE if tables.PUBLISHED_SOURCE in srcs else srcs[0]
         d = self.perf.merge(self.acc[self.acc["top1_source"] == src][["model", "top1", "distilled"]], on="model")
         d = d[~d["model"].map(is_ablation)]
-        out = set()
+        out = {}
         for (_, dist), g in d.groupby([d["config"], d["distilled"].fillna(False).astype(bool)]):
             m = pareto_mask(g, {"top1": "max", "latency_ms_p50": "min"}, plots.INTERVALS)
-            out |= {(c, mo) for c, mo in zip(g.loc[m, "config"], g.loc[m, "model"])}
+            out |= {(c, mo): dist for c, mo in zip(g.loc[m, "config"], g.loc[m, "model"])}
         return out
 
     def summary_tables(self) -> list[tuple[str, Markup]]:
         summ = tables.summary(self.df, self.acc)
         summ["speedup"] = tables.relative(summ, self.reference) if "latency_ms_p50" in summ else float("nan")
         front = self.front_members()
-        summ["front"] = ["★" if (c, m) in front else "" for c, m in zip(summ["config"], summ["model"])]
+        summ["front"] = [("★ (d)" if front[(c, m)] else "★") if (c, m) in front else ""
+                         for c, m in zip(summ["config"], summ["model"])]
         summ["#"] = summ["model"].map(self.numbers)
         top_cols = sorted(c for c in summ.columns if c.startswith("top1 ["))
         acc = self.acc.set_index(["model", "top1_source"])
@@ -124,16 +130,16 @@ class Report:
                 if v != v or v is None:
                     return "—"
                 a = acc.loc[(r["model"], src)] if (r["model"], src) in acc.index else pd.Series(dtype=object)
-                return f"{v:.2f}" + _acc_marks(a, res.get(r["model"]))
+                return f"{v:.2f}" + _acc_marks(a, None if src.startswith("proxy") else res.get(r["model"]))
             return f
 
         def lat(r: pd.Series) -> str:
             v = r.get("latency_ms_p50")
             if v is None or v != v:
                 return "—"
-            text = f"{v:.3f}"
+            text = _ms(v)
             if r.get("err_lo") == r.get("err_lo") and r.get("err_hi") == r.get("err_hi") and r.get("spread_kind"):
-                text += f" [{r['err_lo']:.3f}..{r['err_hi']:.3f} {r['spread_kind']}]"
+                text += f" [{_ms(r['err_lo'])}–{_ms(r['err_hi'])} {r['spread_kind']}]"
             return text + (" (unstable)" if r.get("stable") is False else "")
         cols = ["#", "model", "family", "params_m", "gmacs", *top_cols, "latency_ms_p50", "speedup", "throughput_img_s",
                 "peak_mem_mb", "energy_j_per_img", "parity_rel", "front"]
@@ -181,8 +187,8 @@ class Report:
                 key["model"] = [m + (" *" if m in on_lat else "") for m in key["model"]]
                 key["fronts"] = [", ".join(plots.PARETO_X[x][0].split(" (")[0] for x, s in fronts.items()
                                            if mo in s) for mo in a.set_index(a.index)["model"].reindex(key.index)]
-                key["eval_note"] = [_acc_marks(r, res.get(mo)).strip() for (_, r), mo in
-                                    zip(key.iterrows(), a["model"].reindex(key.index))]
+                key["eval_note"] = [_acc_marks(r, None if source.startswith("proxy") else res.get(mo)).strip()
+                                    for (_, r), mo in zip(key.iterrows(), a["model"].reindex(key.index))]
                 out.append((source, figs, html_table(key.astype(object), ["#", "model", "top1", "distilled", "eval_px",
                                                                           "eval_note", "fronts"],
                                                      headers={"fronts": "Pareto-optimal in", "eval_note": "note"})))
@@ -192,7 +198,7 @@ class Report:
         d = d.copy()
         res = d["resolution"] if "resolution" in d else d["model"].map(self.df.groupby("model")["resolution"].max())
         d["eval_mismatch"] = [px == px and px is not None and r == r and r is not None and int(px) != int(r)
-                              for px, r in zip(d["eval_px"], res)]
+                              and not str(s).startswith("proxy") for px, r, s in zip(d["eval_px"], res, d["top1_source"])]
         d["tip"] = [_tip(r, self.commands) for _, r in d.iterrows()]
         if "stable" not in d:
             d["stable"] = None
