@@ -240,7 +240,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             return f"{_fmt(p50)} [{_fmt(lo)}..{_fmt(hi)} CI]"
         return f"{_fmt(p50)} [..{_fmt(ln.get('latency_ms_p90'))} p90]" if ln.get("latency_ms_p90") is not None \
             else _fmt(p50)
-    head = ("model", "kind", "engine", "device", "dtype", "layout", "bs", "p50 ms [spread]", "img/s", "mem MB",
+    head = ("model", "kind", "engine", "device", "dtype", "layout", "bs", "latency p50 ms [spread]", "img/s", "mem MB",
             "GMACs", "top1", "notes")
     table = [head]
     for key in sorted(lines, key=lambda k: tuple(map(str, k))):
