@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from reports.config import add_config
 from schema import NUMERIC_COLUMNS, ROW_COLUMNS, read_jsonl
 
 
@@ -53,6 +54,17 @@ def _clean_extra(v: Any) -> dict[str, Any]:
     return {}
 
 
+def _bool(v: Any) -> bool | None:
+    """True/False from a JSON bool or a CSV text; None when not recorded."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0"):
+        return v.strip().lower() in ("true", "1")
+    if isinstance(v, int | float) and v == v:
+        return bool(v)
+    return None
+
+
 def load_run(path: str | os.PathLike) -> Run:
     """Read a results folder. results.json rows (with ``extra``) are preferred; results.csv is the fallback."""
     path = Path(path)
@@ -87,6 +99,8 @@ def load_run(path: str | os.PathLike) -> Run:
     df["status"] = df["status"].fillna("ok")
     df["dtype"] = df["dtype"].fillna("float32")
     df["engine"] = df["engine"].fillna("eager")
+    df["stable"] = df["stable"].map(_bool)
+    df["warnings"] = df["warnings"].map(lambda v: str(v) if isinstance(v, str) and v.strip() else None)
     df["run_dir"] = str(path)
     env: dict[str, Any] = {}
     if (path / "env.json").is_file():
@@ -94,20 +108,24 @@ def load_run(path: str | os.PathLike) -> Run:
             env = json.loads((path / "env.json").read_text(encoding="utf-8"))
         except ValueError as e:
             env = {"error": f"env.json is not valid JSON: {e}"}
+    if isinstance(env, dict) and env.get("host"):
+        df["host"] = df["host"].fillna(str(env["host"]))
     return Run(path=path, rows=df, env=env if isinstance(env, dict) else {"env": env})
 
 
 def combine(runs: list[Run]) -> pd.DataFrame:
-    """All rows of ``runs`` with a ``panel_device`` label; a device name seen in several runs gets the run id."""
+    """All rows of ``runs`` with a ``panel_device`` label (a device name seen in several runs gets the run
+    id) and a ``config`` label in words (see :mod:`reports.config`)."""
     frames = []
     for run in runs:
         df = run.rows.copy()
         df["run_label"] = run.run_id
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=[*ROW_COLUMNS, "extra", "run_dir", "run_label", "panel_device"])
+        return pd.DataFrame(columns=[*ROW_COLUMNS, "extra", "run_dir", "run_label", "panel_device", "config",
+                                     "config_key"])
     df = pd.concat(frames, ignore_index=True)
     name = df["device_name"].where(df["device_name"].notna(), df["device"]).fillna("unknown device")
     runs_per_name = df.groupby(name)["run_label"].nunique()
     df["panel_device"] = [f"{n} [{r}]" if runs_per_name[n] > 1 else n for n, r in zip(name, df["run_label"])]
-    return df
+    return add_config(df)

@@ -1,8 +1,13 @@
-"""Seaborn figures rendered to inline SVG strings (no files, no network)."""
+"""Matplotlib figures rendered to inline SVG strings (no files, no network), with hover text.
+
+Every point carries an SVG ``<title>`` (its row's values and the command), shown by the browser on
+hover. Colours come from :mod:`reports.style` (one colour per family, the same in every report).
+"""
 from __future__ import annotations
 
+import html
 import io
-import re
+import uuid
 
 import matplotlib
 
@@ -11,13 +16,15 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from reports.pareto import pareto_mask  # noqa: E402
+from reports.style import FAMILY_COLORS, KIND_COLORS, color_of, family_of  # noqa: E402
 from schema import OP_KINDS  # noqa: E402
 
-PANEL_W, PANEL_H = 6.0, 4.4
+PANEL_W, PANEL_H = 6.4, 4.6
 LOG_RATIO = 8.0  # use a log axis when the data spans more than this factor
+MARKERS = ("o", "s", "^", "v", "P", "X", "<", ">", "h")
+INTERVALS = {"latency_ms_p50": ("err_lo", "err_hi")}
 
 # x metric -> (axis label, objective sense)
 PARETO_X = {
@@ -28,14 +35,30 @@ PARETO_X = {
 }
 
 
-def to_svg(fig: plt.Figure) -> str:
-    """The figure as an inline ``<svg>`` element (XML prolog and DOCTYPE removed); closes the figure."""
+class Titles:
+    """Hover texts for artists of one figure: ``tag(artist, text)`` gives the artist a unique SVG id."""
+
+    def __init__(self) -> None:
+        self.prefix = "p" + uuid.uuid4().hex[:10]
+        self.items: dict[str, str] = {}
+
+    def tag(self, artist, text: str) -> None:
+        gid = f"{self.prefix}-{len(self.items)}"
+        artist.set_gid(gid)
+        self.items[gid] = text
+
+
+def to_svg(fig: plt.Figure, titles: Titles | None = None) -> str:
+    """The figure as an inline ``<svg>`` element with the hover ``<title>``s; closes the figure."""
     buf = io.StringIO()
-    with plt.rc_context({"svg.fonttype": "none"}):
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": uuid.uuid4().hex}):
         fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg"):]
+    for gid, text in (titles.items if titles else {}).items():
+        svg = svg.replace(f'<g id="{gid}">', f'<g id="{gid}" class="pt"><title>{html.escape(text)}</title>', 1)
+    return svg
 
 
 def _log_if_wide(ax: plt.Axes, values: pd.Series, axis: str) -> None:
@@ -45,15 +68,25 @@ def _log_if_wide(ax: plt.Axes, values: pd.Series, axis: str) -> None:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
-def family_palette(families: list[str]) -> dict[str, tuple]:
-    """A fixed colour per model family (sorted), so every figure of a report agrees."""
-    fams = sorted(set(families))
-    return dict(zip(fams, sns.color_palette("tab10", max(len(fams), 1))))
+def family_palette(families: list[str]) -> dict[str, str]:
+    """The fixed colour of each family in ``families`` (see :data:`reports.style.FAMILY_COLORS`)."""
+    return {f: FAMILY_COLORS[family_of("", f)] for f in sorted(set(families))}
 
 
-def _grid(n: int, max_cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
-    cols = min(n, max_cols)
-    rows = -(-n // cols)
+def model_markers(models: list[str]) -> dict[str, str]:
+    """A marker per model, distinct within a family (colour tells the family, marker the member)."""
+    out: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for m in sorted(set(models)):
+        fam = family_of(m)
+        out[m] = MARKERS[seen.get(fam, 0) % len(MARKERS)]
+        seen[fam] = seen.get(fam, 0) + 1
+    return out
+
+
+def _grid(n: int, max_cols: int = 2) -> tuple[plt.Figure, list[plt.Axes]]:
+    cols = max(1, min(n, max_cols))
+    rows = max(1, -(-n // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(PANEL_W * cols, PANEL_H * rows), squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[n:]:
@@ -61,16 +94,28 @@ def _grid(n: int, max_cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
     return fig, flat[:n]
 
 
-def pareto_figure(data: pd.DataFrame, x: str, source: str, panels: list[str],
-                  palette: dict[str, tuple] | None = None) -> str:
-    """Accuracy (``top1``, from ``source``) vs metric ``x``: one panel per ``panel`` value, the Pareto
-    front (max top-1, ``x`` by its sense) drawn as large outlined points joined by a line."""
+def _point(ax: plt.Axes, titles: Titles, x: float, y: float, color: str, marker: str, hollow: bool, size: float,
+           edge: str, tip: str, lw: float = 1.0) -> None:
+    art = ax.scatter([x], [y], s=size, marker=marker, facecolors="white" if hollow else color,
+                     edgecolors=color if hollow else edge, linewidths=2.0 if hollow else lw, zorder=3)
+    titles.tag(art, tip)
+
+
+def pareto_figure(data: pd.DataFrame, x: str, source: str, panels: list[str], numbers: dict[str, int]) -> str:
+    """Accuracy (``top1``, from ``source``) vs metric ``x``: one panel per ``panel`` value.
+
+    Points are numbered (``numbers``: model -> number, listed in the report's key). Non-distilled figures
+    (circles) and distilled ones (diamonds) have separate fronts (solid and dashed lines; front members
+    outlined black); a ``†`` marks a published figure evaluated at another resolution than measured;
+    hollow points are unstable timings; latency points carry their interval as error bars, and points
+    whose intervals overlap are not ordered. Rows need ``distilled``, ``eval_mismatch``, ``stable``, ``tip``.
+    """
     xlabel, sense = PARETO_X[x]
-    pal = palette or family_palette(list(data["family"].fillna("other")))
+    titles = Titles()
     fig, axes = _grid(len(panels))
+    iv = INTERVALS if x in INTERVALS else None
     for ax, panel in zip(axes, panels):
-        d = data[data["panel"] == panel].dropna(subset=[x, "top1"]).copy()
-        d["family"] = d["family"].fillna("other")
+        d = data[data["panel"] == panel].dropna(subset=[x, "top1"])
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"top-1 (%) [{source}]")
@@ -78,36 +123,63 @@ def pareto_figure(data: pd.DataFrame, x: str, source: str, panels: list[str],
         if d.empty:
             ax.text(0.5, 0.5, "no rows with both values", ha="center", va="center", transform=ax.transAxes)
             continue
-        on = pareto_mask(d, {"top1": "max", x: sense})
-        front = d[on].sort_values(x)
-        ax.plot(front[x], front["top1"], "-", color="0.25", lw=1.2, zorder=1, label="Pareto front")
-        if (~on).any():
-            sns.scatterplot(data=d[~on], x=x, y="top1", hue="family", palette=pal, s=40, alpha=0.75, ax=ax,
-                            legend=False, zorder=2)
-        sns.scatterplot(data=front, x=x, y="top1", hue="family", palette=pal, s=110, edgecolor="black",
-                        linewidth=1.5, ax=ax, legend=False, zorder=3)
-        for _, r in d.iterrows():
-            ax.annotate(r["model"] + (" *" if on[r.name] else ""), (r[x], r["top1"]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
+        on = pd.Series(False, index=d.index)
+        for dist, g in d.groupby(d["distilled"].fillna(False).astype(bool)):
+            m = pareto_mask(g, {"top1": "max", x: sense}, iv)
+            on[g.index] = m
+            front = g[m].sort_values(x)
+            ax.plot(front[x], front["top1"], "--" if dist else "-", color="0.3", lw=1.2, zorder=1)
+        if iv:
+            lo, hi = d["err_lo"].fillna(d[x]), d["err_hi"].fillna(d[x])
+            ax.errorbar(d[x], d["top1"], xerr=[np.clip(d[x] - lo, 0, None), np.clip(hi - d[x], 0, None)], fmt="none",
+                        ecolor="0.45", elinewidth=1, capsize=2, zorder=2)
+        for i, r in d.iterrows():
+            dist = bool(r["distilled"]) if r["distilled"] == r["distilled"] and r["distilled"] is not None else False
+            _point(ax, titles, r[x], r["top1"], color_of(r["model"], r.get("family")), "D" if dist else "o",
+                   r.get("stable") is False, 120 if on[i] else 55, "black" if on[i] else "white",
+                   r["tip"] + ("\nPareto-optimal" if on[i] else ""), 1.6 if on[i] else 0.6)
+            label = f"{numbers.get(r['model'], '?')}" + ("*" if on[i] else "") + ("†" if r.get("eval_mismatch") else "")
+            ax.annotate(label, (r[x], r["top1"]), fontsize=8, xytext=(5, 4), textcoords="offset points")
         _log_if_wide(ax, d[x], "x")
-    shown = set(data["family"].fillna("other"))
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in pal.items() if f in shown]
-    handles.append(plt.Line2D([], [], marker="o", ls="-", color="0.25", mec="black", mew=1.5, ms=9,
-                              label="Pareto-optimal (*)"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), bbox_to_anchor=(0.5, -0.02),
+    shown = sorted({family_of(m, f) for m, f in zip(data["model"], data["family"].fillna(""))})
+    handles = [plt.Line2D([], [], marker="o", ls="", color=FAMILY_COLORS[f], label=f) for f in shown]
+    handles += [plt.Line2D([], [], marker="o", ls="-", color="0.3", mfc="white", mec="black", label="non-distilled front"),
+                plt.Line2D([], [], marker="D", ls="--", color="0.3", mfc="white", mec="black", label="distilled front"),
+                plt.Line2D([], [], marker="o", ls="", mfc="white", mec="0.3", mew=2, label="unstable (hollow)")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), bbox_to_anchor=(0.5, -0.01),
                frameon=False, fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return to_svg(fig)
+    fig.tight_layout(rect=(0, 0.08 if len(panels) <= 2 else 0.04, 1, 1))
+    return to_svg(fig, titles)
 
 
-def batch_figure(rows: pd.DataFrame, y: str, ylabel: str) -> str:
-    """``y`` against batch size, a line per model, a panel per (device, dtype); log axes where wide."""
+def batch_figure(rows: pd.DataFrame, y: str, ylabel: str, tips: bool = True) -> str:
+    """``y`` against batch size, a line per model (family colour, member marker), a panel per
+    configuration (``panel``); error bars from ``err_lo``/``err_hi`` when present; unstable points hollow."""
     d = rows.dropna(subset=[y, "batch_size"])
     panels = sorted(d["panel"].unique())
+    markers = model_markers(list(d["model"]))
+    titles = Titles()
     fig, axes = _grid(len(panels))
-    for i, (ax, panel) in enumerate(zip(axes, panels)):
-        p = (d[d["panel"] == panel].groupby(["model", "batch_size"], as_index=False)[y].median())
-        sns.lineplot(data=p, x="batch_size", y=y, hue="model", marker="o", ax=ax, legend=i == len(panels) - 1)
+    has_err = {"err_lo", "err_hi"} <= set(d.columns)
+    for ax, panel in zip(axes, panels):
+        p = d[d["panel"] == panel].sort_values(["model", "batch_size"])
+        for model, g in p.groupby("model", sort=True):
+            g = g.groupby("batch_size", as_index=False).agg(
+                **{y: (y, "median")}, lo=("err_lo" if has_err else y, "min"), hi=("err_hi" if has_err else y, "max"),
+                stable=("stable", lambda s: not (s == False).any()),  # noqa: E712
+                family=("family", "first"), tip=("tip", "first") if "tip" in p.columns else (y, "first"))
+            c = color_of(model, g["family"].iloc[0])
+            ax.plot(g["batch_size"], g[y], "-", color=c, lw=1.3, alpha=0.8, zorder=1)
+            if has_err:
+                lo, hi = g["lo"].fillna(g[y]), g["hi"].fillna(g[y])
+                ax.errorbar(g["batch_size"], g[y], yerr=[np.clip(g[y] - lo, 0, None), np.clip(hi - g[y], 0, None)],
+                            fmt="none", ecolor=c, elinewidth=1, capsize=2, zorder=2)
+            for _, r in g.iterrows():
+                tip = f"{model} · batch {int(r['batch_size'])}\n{ylabel}: {r[y]:.4g}"
+                if has_err and r["lo"] == r["lo"] and r["hi"] == r["hi"]:
+                    tip += f" [{r['lo']:.4g} .. {r['hi']:.4g}]"
+                _point(ax, titles, r["batch_size"], r[y], c, markers[model], not r["stable"], 36, "white",
+                       tip + (f"\n{r['tip']}" if "tip" in p.columns and isinstance(r["tip"], str) else ""))
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(p["batch_size"].unique()))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
@@ -117,19 +189,23 @@ def batch_figure(rows: pd.DataFrame, y: str, ylabel: str) -> str:
         ax.set_title(panel, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         _log_if_wide(ax, p[y], "y")
-    if panels:
-        axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    return to_svg(fig)
+    models = sorted(d["model"].unique())
+    handles = [plt.Line2D([], [], marker=markers[m], color=color_of(m), label=m) for m in models]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), bbox_to_anchor=(0.5, -0.01),
+               frameon=False, fontsize=8)
+    nrows = -(-len(panels) // 2) if panels else 1
+    fig.tight_layout(rect=(0, min(0.25, 0.035 * (-(-len(models) // 5)) / nrows * 2), 1, 1))
+    return to_svg(fig, titles)
 
 
 def op_share_figure(shares: pd.DataFrame) -> str:
-    """Stacked horizontal bars of the per-operator time share, a bar per model, a panel per (device, dtype)."""
+    """Stacked horizontal bars of the per-kind operator time share, a bar per model, a panel per configuration."""
     kinds = [k for k in OP_KINDS if k in set(shares["kind"])]
     kinds += sorted(set(shares["kind"]) - set(kinds))
-    colors = dict(zip(kinds, sns.color_palette("Set2", len(kinds))))
+    colors = {k: KIND_COLORS.get(k, "#bbbbbb") for k in kinds}
     panels = sorted(shares["panel"].unique())
-    fig, axes = _grid(len(panels), max_cols=2)
+    titles = Titles()
+    fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels):
         p = shares[shares["panel"] == panel]
         p = p.assign(label=p["model"] + " @bs" + p["batch_size"].map(lambda b: "?" if pd.isna(b) else str(int(b))))
@@ -137,13 +213,15 @@ def op_share_figure(shares: pd.DataFrame) -> str:
         wide = wide.reindex(columns=[k for k in kinds if k in wide.columns])
         left = np.zeros(len(wide))
         for kind in wide.columns:
-            ax.barh(wide.index, wide[kind] * 100, left=left, color=colors[kind], label=kind)
+            bars = ax.barh(wide.index, wide[kind] * 100, left=left, color=colors[kind], label=kind)
+            for lab, bar, v in zip(wide.index, bars, wide[kind]):
+                titles.tag(bar, f"{lab}: {kind} {v:.1%} of operator time")
             left += wide[kind].to_numpy() * 100
         ax.set_xlim(0, 100)
         ax.set_xlabel("share of operator time (%)")
         ax.set_title(panel, fontsize=10)
         ax.invert_yaxis()
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k], label=k) for k in kinds]
-    fig.legend(handles=handles, loc="lower center", ncol=len(kinds), bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=len(kinds), bbox_to_anchor=(0.5, -0.01), frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return to_svg(fig)
+    return to_svg(fig, titles)

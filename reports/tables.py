@@ -1,54 +1,87 @@
-"""From rows to per-model tables: performance per (device, dtype, model), accuracy per (model, source).
+"""From rows to per-model tables: performance per (configuration, model), accuracy per (model, source).
 
 Rules (stated in the report): latency, peak memory and energy come from the smallest batch size measured
-for that figure; throughput is the best over batch sizes. Params and MACs are per model (any row).
-Accuracy is a property of the weights, so each (model, top-1 source) value joins every device; published
-ImageNet top-1 from ``schema/data/published.csv`` is added for models the rows give none for, always
-labelled ``published:imagenet-1k``.
+for that figure (every batch size is in the batch-size figures); throughput is the best over batch sizes.
+Params and MACs are per model (any row). Accuracy is a property of the weights, so each (model, top-1
+source) value joins every configuration; published ImageNet top-1 from ``schema/data/published.csv`` is
+added for models the rows give none for, labelled ``published:imagenet-1k`` with whether it is distilled
+and the resolution it was evaluated at. Rows of different suites or engines are never merged into one number.
 """
 from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import pandas as pd
 
+from reports.pareto import pareto_mask
+from reports.style import is_ablation
 from schema import published
 
 PUBLISHED_SOURCE = "published:imagenet-1k"
 INFERENCE_SUITES = ("latency", "throughput", "memory")   # the suites whose figures form a model's performance
 PERF_COLS = ("latency_ms_p50", "latency_ms_p90", "throughput_img_s", "peak_mem_mb", "energy_j_per_img")
+KEY = ["config", "panel_device", "engine", "dtype", "model"]
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with status ok and a model."""
     return df[(df["status"] == "ok") & df["model"].notna()]
 
 
-def _at_smallest_batch(g: pd.DataFrame, cols: list[str]) -> pd.Series:
-    g = g.dropna(subset=[cols[0]])
-    if g.empty:
-        return pd.Series({c: None for c in cols} | {f"{cols[0]}_batch": None})
-    r = g.sort_values(["batch_size", "run_label"], kind="stable").iloc[0]
-    return pd.Series({c: r[c] for c in cols} | {f"{cols[0]}_batch": r["batch_size"]})
+def spread(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``err_lo``/``err_hi`` (the latency interval drawn and used by the front) and ``spread_kind``:
+    the CI of the median where recorded, else p50..p90 (the rows carry no p10)."""
+    df = df.copy()
+    has_ci = df["latency_ms_ci_low"].notna() & df["latency_ms_ci_high"].notna()
+    df["err_lo"] = np.where(has_ci, df["latency_ms_ci_low"], df["latency_ms_p50"])
+    df["err_hi"] = np.where(has_ci, df["latency_ms_ci_high"], df["latency_ms_p90"])
+    df["spread_kind"] = np.where(has_ci, "CI", np.where(df["latency_ms_p90"].notna(), "p50..p90", ""))
+    return df
+
+
+def latency_points(df: pd.DataFrame, suite: str = "latency") -> pd.DataFrame:
+    """Every ok latency row of ``suite`` with its interval (see :func:`spread`), one per (config, model, batch)."""
+    d = ok_rows(df)
+    d = d[(d["suite"] == suite) & d["latency_ms_p50"].notna()]
+    return spread(d)
+
+
+def _first(g: pd.DataFrame, col: str) -> pd.Series | None:
+    g = g.dropna(subset=[col])
+    return None if g.empty else g.sort_values(["batch_size", "run_label"], kind="stable").iloc[0]
 
 
 def performance(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (panel_device, engine, dtype, model) with the PERF_COLS (and their batch sizes), family,
-    params, MACs. Only inference suites count; rows of different engines are never merged."""
+    """One row per (config, model): PERF_COLS with their batch sizes, the latency interval, stability,
+    warnings and parity, family, params, MACs. Only inference suites count."""
     ok = ok_rows(df)
-    perf = ok[ok["suite"].isin(INFERENCE_SUITES)].dropna(subset=list(PERF_COLS), how="all")
+    perf = spread(ok[ok["suite"].isin(INFERENCE_SUITES)].dropna(subset=list(PERF_COLS), how="all"))
     out = []
-    for (dev, engine, dtype, model), g in perf.groupby(["panel_device", "engine", "dtype", "model"], sort=True):
-        best = g.dropna(subset=["throughput_img_s"])
-        thr = best.loc[best["throughput_img_s"].idxmax()] if not best.empty else None
-        rec = {"panel_device": dev, "engine": engine, "dtype": dtype, "model": model,
-               "throughput_img_s": thr["throughput_img_s"] if thr is not None else None,
-               "throughput_img_s_batch": thr["batch_size"] if thr is not None else None}
-        rec |= _at_smallest_batch(g, ["latency_ms_p50", "latency_ms_p90"]).to_dict()
-        rec |= _at_smallest_batch(g, ["peak_mem_mb"]).to_dict()
-        rec |= _at_smallest_batch(g, ["energy_j_per_img"]).to_dict()
+    for key, g in perf.groupby(KEY, sort=True):
+        rec = dict(zip(KEY, key))
+        thr = g.dropna(subset=["throughput_img_s"])
+        best = thr.loc[thr["throughput_img_s"].idxmax()] if not thr.empty else None
+        rec["throughput_img_s"] = best["throughput_img_s"] if best is not None else None
+        rec["throughput_img_s_batch"] = best["batch_size"] if best is not None else None
+        lat = _first(g[g["suite"] == "latency"], "latency_ms_p50")
+        if lat is None:
+            lat = _first(g, "latency_ms_p50")
+        for c in ("latency_ms_p50", "latency_ms_p90", "err_lo", "err_hi", "spread_kind"):
+            rec[c] = lat[c] if lat is not None else None
+        rec["latency_ms_p50_batch"] = lat["batch_size"] if lat is not None else None
+        for c in ("peak_mem_mb", "energy_j_per_img"):
+            r = _first(g, c)
+            rec[c], rec[f"{c}_batch"] = (r[c], r["batch_size"]) if r is not None else (None, None)
+        par = g["parity_rel"].dropna()
+        rec["parity_rel"] = par.max() if len(par) else None
+        rec["stable"] = False if (g["stable"] == False).any() else (True if (g["stable"] == True).any() else None)  # noqa: E712
+        warns = [w for ws in g["warnings"].dropna() for w in str(ws).split("; ") if w]
+        rec["warnings"] = "; ".join(dict.fromkeys(warns)) or None
+        rec["command_run"] = g["run_label"].iloc[0]
         out.append(rec)
-    cols = ["panel_device", "engine", "dtype", "model", *PERF_COLS, "latency_ms_p50_batch", "throughput_img_s_batch",
-            "peak_mem_mb_batch", "energy_j_per_img_batch"]
+    cols = [*KEY, *PERF_COLS, "err_lo", "err_hi", "spread_kind", "latency_ms_p50_batch", "throughput_img_s_batch",
+            "peak_mem_mb_batch", "energy_j_per_img_batch", "parity_rel", "stable", "warnings", "command_run"]
     res = pd.DataFrame(out, columns=cols)
     return res.merge(model_facts(df), on="model", how="left")
 
@@ -64,14 +97,21 @@ def model_facts(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy(df: pd.DataFrame, add_published: bool = True) -> pd.DataFrame:
-    """One row per (model, top1_source): top1, top5 and the citation/detail of the source."""
+    """One row per (model, top1_source): top1, top5, the citation/detail, ``distilled`` (published tags
+    with ``dist``; None when unknown) and ``eval_px`` (the resolution the figure was evaluated at)."""
     ok = ok_rows(df).dropna(subset=["top1"])
     recs = []
     for _, r in ok.iterrows():
         ex = r["extra"] if isinstance(r["extra"], dict) else {}
-        recs.append({"model": r["model"], "top1_source": r["top1_source"] or "unlabelled", "top1": r["top1"],
-                     "top5": ex.get("top5"), "detail": _detail(r["top1_source"] or "", ex)})
-    acc = pd.DataFrame(recs, columns=["model", "top1_source", "top1", "top5", "detail"])
+        src = r["top1_source"] or "unlabelled"
+        pub = published.lookup(r["model"]) if src.startswith("published") else None
+        recs.append({"model": r["model"], "top1_source": src, "top1": r["top1"], "top5": ex.get("top5"),
+                     "detail": _detail(src, ex), "distilled": pub.distilled if pub else (None if src.startswith(
+                         "published") else False),
+                     "eval_px": pub.eval_img_size if pub else (r["resolution"] if r["resolution"] == r["resolution"]
+                                                               else None)})
+    cols = ["model", "top1_source", "top1", "top5", "detail", "distilled", "eval_px"]
+    acc = pd.DataFrame(recs, columns=cols)
     acc = acc.drop_duplicates(subset=["model", "top1_source"], keep="last")
     if add_published:
         have = set(acc.loc[acc["top1_source"] == PUBLISHED_SOURCE, "model"])
@@ -80,9 +120,10 @@ def accuracy(df: pd.DataFrame, add_published: bool = True) -> pd.DataFrame:
             pub = published.lookup(m)
             if pub is not None:
                 extra.append({"model": m, "top1_source": PUBLISHED_SOURCE, "top1": pub.top1, "top5": pub.top5,
-                              "detail": f"from the data file: {pub.cited}"})
+                              "detail": f"from the data file: {pub.cited}", "distilled": pub.distilled,
+                              "eval_px": pub.eval_img_size})
         if extra:
-            acc = pd.concat([acc, pd.DataFrame(extra)], ignore_index=True)
+            acc = pd.concat([acc, pd.DataFrame(extra, columns=cols)], ignore_index=True)
     return acc.sort_values(["top1_source", "model"], kind="stable").reset_index(drop=True)
 
 
@@ -114,16 +155,33 @@ def summary(df: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
     perf = performance(df)
     if perf.empty:  # accuracy-only run: one table of models
         perf = model_facts(df)
-        perf["panel_device"], perf["engine"], perf["dtype"] = "(no device measurements)", "", ""
+        perf["panel_device"] = perf["config"] = "(no device measurements)"
+        perf["engine"], perf["dtype"] = "", ""
     for src, g in acc.groupby("top1_source", sort=True):
         perf = perf.merge(g[["model", "top1"]].rename(columns={"top1": f"top1 [{src}]"}), on="model", how="left")
     return perf
 
 
+def relative(perf: pd.DataFrame, reference: str) -> pd.Series:
+    """Speed-up of each row over ``reference`` in the same configuration (reference latency / latency;
+    throughput ratio where latency is missing); NaN where the reference was not measured there."""
+    out = pd.Series(np.nan, index=perf.index, dtype=float)
+    for _, g in perf.groupby("config"):
+        ref = g[g["model"] == reference]
+        if ref.empty:
+            continue
+        rl, rt = ref["latency_ms_p50"].iloc[0], ref["throughput_img_s"].iloc[0]
+        by_lat = pd.to_numeric(rl, errors="coerce") / pd.to_numeric(g["latency_ms_p50"], errors="coerce")
+        by_thr = pd.to_numeric(g["throughput_img_s"], errors="coerce") / pd.to_numeric(rt, errors="coerce")
+        out[g.index] = by_lat.where(by_lat.notna(), by_thr)
+    return out
+
+
 def op_shares(df: pd.DataFrame) -> pd.DataFrame:
-    """Long table (panel_device, engine, dtype, model, batch_size, kind, share) from the profile suite's
-    ``extra["kinds"]`` (``{kind: {"share": x, ...}}``), normalised to sum to 1 per row."""
+    """Long table (config, panel_device, engine, dtype, model, batch_size, kind, share) from the profile
+    suite's ``extra["kinds"]`` (``{kind: {"share": x, ...}}``), normalised to sum to 1 per row."""
     recs = []
+    cols = ["config", "panel_device", "engine", "dtype", "model", "batch_size", "kind", "share"]
     for _, r in ok_rows(df).iterrows():
         ex = r["extra"] if isinstance(r["extra"], dict) else {}
         share = ex.get("kinds")
@@ -138,12 +196,43 @@ def op_shares(df: pd.DataFrame) -> pd.DataFrame:
         if total <= 0:
             continue
         for kind, v in vals.items():
-            recs.append({"panel_device": r["panel_device"], "engine": r["engine"], "dtype": r["dtype"], "model": r["model"],
-                         "batch_size": r["batch_size"], "kind": kind, "share": v / total})
-    return pd.DataFrame(recs, columns=["panel_device", "engine", "dtype", "model", "batch_size", "kind", "share"])
+            recs.append({c: r[c] for c in cols[:6]} | {"kind": kind, "share": v / total})
+    return pd.DataFrame(recs, columns=cols)
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose status is not ok, with their error."""
-    bad = df[df["status"] != "ok"]
-    return bad[["run_label", "suite", "engine", "model", "panel_device", "dtype", "batch_size", "status", "error"]]
+    """Rows whose status is not ok, grouped by (status, reason): one row per distinct reason with the
+    count, the suites and the models (sorted), the batch sizes and the configurations."""
+    bad = df[df["status"] != "ok"].copy()
+    cols = ["status", "error", "count", "suites", "models", "batch_sizes", "configs"]
+    if bad.empty:
+        return pd.DataFrame(columns=cols)
+    bad["error"] = bad["error"].fillna("(no reason recorded)").astype(str)
+
+    def join(v: pd.Series) -> str:
+        vals = sorted({int(x) if isinstance(x, float) and x == x else x for x in v.dropna()}, key=str)
+        return ", ".join(map(str, vals))
+    out = [{"status": s, "error": e, "count": len(g), "suites": join(g["suite"]), "models": join(g["model"]),
+            "batch_sizes": join(g["batch_size"]), "configs": join(g["config"])}
+           for (s, e), g in bad.groupby(["status", "error"], sort=True)]
+    return pd.DataFrame(out, columns=cols).sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def ablations(perf: pd.DataFrame, acc: pd.DataFrame, base: str = "lsnet_t") -> pd.DataFrame:
+    """The ``lsnet_t_mixer_*`` ablations beside ``base`` per configuration: cost, speed-up over ``base``,
+    every non-published top-1 (published figures do not exist for ablations) and ``front``: the sources
+    on whose (top-1, latency) front the model is, among ``base`` and the ablations (`` *`` after its name)."""
+    d = perf[perf["model"].map(is_ablation) | (perf["model"] == base)].copy()
+    if not d["model"].map(is_ablation).any():
+        return d.iloc[:0]
+    d["speedup_vs_base"] = relative(d, base)
+    d["front"] = ""
+    for src, g in acc[~acc["top1_source"].str.startswith("published")].groupby("top1_source"):
+        col = f"top1 [{src}]"
+        d = d.merge(g[["model", "top1"]].rename(columns={"top1": col}), on="model", how="left")
+        for _, c in d.groupby("config"):
+            on = pareto_mask(c, {col: "max", "latency_ms_p50": "min"}, {"latency_ms_p50": ("err_lo", "err_hi")})
+            d.loc[on[on].index, "front"] += f"{src} "
+    d["model"] = [m + (" *" if f else "") for m, f in zip(d["model"], d["front"])]
+    d["front"] = d["front"].str.strip()
+    return d.sort_values(["config", "model"], kind="stable").reset_index(drop=True)

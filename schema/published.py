@@ -28,6 +28,11 @@ class Published:
     source: str
 
     @property
+    def distilled(self) -> bool:
+        """True when the figure comes from knowledge-distillation training (a tag containing ``dist``)."""
+        return "dist" in self.tag
+
+    @property
     def cited(self) -> str:
         """The source text with the tag, e.g. ``"lsnet_t (tag in1k): official LSNet README ..."``."""
         return f"{self.model} (tag {self.tag}, eval {self.eval_img_size}px): {self.source}"

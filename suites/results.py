@@ -192,14 +192,64 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
-    """A compact plain-text table of the rows (the headline number of each suite)."""
-    head = ("suite", "engine", "model", "device", "dtype", "bs", "p50 ms", "img/s", "mem MB", "GMACs", "top1",
-            "status")
-    lines = [head]
+    """A plain-text table: one line per model and configuration (engine, device, dtype, layout, batch) with
+    its latency, throughput and memory rows merged, the spread of the latency (CI of the median, else
+    p50..p90), the model's MACs and top-1; ``train`` and ``ops`` rows get lines of their own. Skip and
+    error reasons are printed in full once each, as numbered footnotes referenced from the lines."""
+    per_model: dict[str, dict[str, Any]] = {}
     for r in rows:
-        note = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r.get('error') or '')[:60]}"
-        lines.append((r["suite"], r.get("engine") or "eager", r["model"], r["device"], r["dtype"], str(r["batch_size"]),
-                      _fmt(r.get("latency_ms_p50")), _fmt(r.get("throughput_img_s"), 1), _fmt(r.get("peak_mem_mb"), 1),
-                      _fmt(r.get("gmacs"), 3), _fmt(r.get("top1")), note))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1] for line in lines)
+        if r.get("status") == "ok" and r.get("suite") in ("flops", "accuracy"):
+            m = per_model.setdefault(r["model"], {})
+            for c in ("gmacs", "top1"):
+                if r.get(c) is not None and m.get(c) is None:
+                    m[c] = r[c]
+    reasons: dict[str, int] = {}
+    lines: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        suite = r.get("suite")
+        if suite in ("flops", "accuracy", "profile") and r.get("status") == "ok":
+            continue
+        extra = r.get("extra") if isinstance(r.get("extra"), dict) else {}
+        kind = {"train": "train", "ops": f"ops {extra.get('backend', '')}/{extra.get('mode', '')}"}.get(suite, "")
+        key = (r.get("model"), kind, r.get("engine") or "eager", r.get("device"), r.get("dtype"),
+               "NHWC" if r.get("channels_last") in (True, "True") else "NCHW",
+               "compiled" if r.get("compile") in (True, "True") and r.get("engine") != "compile" else "",
+               str(r.get("batch_size")))
+        line = lines.setdefault(key, {"notes": []})
+        if r.get("status") != "ok":
+            reason = r.get("error") or "(no reason recorded)"
+            n = reasons.setdefault(reason, len(reasons) + 1)
+            line["notes"].append(f"{suite} {r.get('status')} [{n}]")
+            continue
+        for c in ("latency_ms_p50", "latency_ms_p90", "latency_ms_ci_low", "latency_ms_ci_high", "throughput_img_s",
+                  "peak_mem_mb", "gbps"):
+            if r.get(c) is not None and line.get(c) is None:
+                line[c] = r[c]
+        if r.get("stable") is False or r.get("stable") == "False":
+            line["notes"].append(f"{suite} unstable")
+    for model, m in per_model.items():
+        if not any(k[0] == model for k in lines):
+            lines[(model, "", "-", "-", "-", "-", "", "-")] = {"notes": []}
+
+    def spread(ln: dict[str, Any]) -> str:
+        p50 = ln.get("latency_ms_p50")
+        if p50 is None:
+            return "-"
+        lo, hi = ln.get("latency_ms_ci_low"), ln.get("latency_ms_ci_high")
+        if lo is not None and hi is not None:
+            return f"{_fmt(p50)} [{_fmt(lo)}..{_fmt(hi)} CI]"
+        return f"{_fmt(p50)} [..{_fmt(ln.get('latency_ms_p90'))} p90]" if ln.get("latency_ms_p90") is not None \
+            else _fmt(p50)
+    head = ("model", "kind", "engine", "device", "dtype", "layout", "bs", "latency p50 ms [spread]", "img/s", "mem MB",
+            "GMACs", "top1", "notes")
+    table = [head]
+    for key in sorted(lines, key=lambda k: tuple(map(str, k))):
+        ln, m = lines[key], ({} if key[1].startswith("ops") else per_model.get(key[0], {}))
+        model, kind, engine, device, dtype, layout, comp, bs = key
+        table.append((str(model), kind or "infer", engine + (f" ({comp})" if comp else ""), str(device), str(dtype),
+                      layout, bs, spread(ln), _fmt(ln.get("throughput_img_s"), 1), _fmt(ln.get("peak_mem_mb"), 1),
+                      _fmt(m.get("gmacs"), 3), _fmt(m.get("top1")), ", ".join(dict.fromkeys(ln["notes"])) or "ok"))
+    widths = [max(len(line[i]) for line in table) for i in range(len(head) - 1)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1] for line in table]
+    out += [f"[{n}] {reason}" for reason, n in reasons.items()]
+    return "\n".join(out)

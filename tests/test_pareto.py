@@ -79,3 +79,25 @@ def test_bad_arguments_are_clear():
         pareto_mask(df, {"latency": "min"})
     with pytest.raises(ValueError, match="at least one"):
         pareto_mask(df, {})
+
+
+def test_overlapping_intervals_are_not_ordered():
+    iv = {"lat": ("lo", "hi")}
+    df = pd.DataFrame({"top1": [75.0, 75.0], "lat": [9.30, 9.34], "lo": [9.25, 9.29], "hi": [9.36, 9.40]})
+    assert pareto_mask(df, OBJ).tolist() == [True, False]          # point values: 9.30 beats 9.34
+    assert pareto_mask(df, OBJ, iv).tolist() == [True, True]       # the CIs overlap: not ordered
+    # separated intervals order them again; a missing bound falls back to the value
+    sep = df.assign(lo=[9.20, 9.35], hi=[9.31, np.nan])
+    assert pareto_mask(sep, OBJ, iv).tolist() == [True, False]
+    # a more accurate point whose CI overlaps does not dominate; a less accurate one never does
+    mixed = pd.DataFrame({"top1": [76.0, 75.0, 74.0], "lat": [9.34, 9.30, 12.0], "lo": [9.29, 9.25, 11.9],
+                          "hi": [9.40, 9.36, 12.1]})
+    assert pareto_mask(mixed, OBJ, iv).tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_intervals_of_zero_width_match_the_plain_front(seed):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.integers(0, 6, size=(30, 2)).astype(float), columns=["top1", "lat"])
+    df["lo"] = df["hi"] = df["lat"]
+    assert pareto_mask(df, OBJ, {"lat": ("lo", "hi")}).tolist() == pareto_mask(df, OBJ).tolist()

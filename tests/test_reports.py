@@ -27,12 +27,12 @@ def run_dir(tmp_path: Path) -> Path:
     return d
 
 
-def _as_json_run(src: Path, dst: Path, device_name: str, run_id: str) -> Path:
+def _as_json_run(src: Path, dst: Path, device_name: str, run_id: str, device: str = "cuda") -> Path:
     """A results.json copy of the canned rows on another device, plus profile rows with op shares."""
     dst.mkdir(parents=True)
     rows = list(csv.DictReader((src / "results.csv").open()))
     for r in rows:
-        r.update(device_name=device_name, run_id=run_id, device="cuda")
+        r.update(device_name=device_name, run_id=run_id, device=device)
     shares = {"lsnet_t": {"conv": 0.4, "ska": 0.25, "attention": 0.15, "norm": 0.05, "elementwise": 0.1, "other": 0.05},
               "repvit_m0_9": {"conv": 70, "norm": 10, "elementwise": 15, "other": 5, "bogus": "n/a"}}  # percent
     for m, s in shares.items():
@@ -77,23 +77,29 @@ def test_render_single_folder(run_dir):
                    "Throughput vs batch size", "Peak memory vs batch size", "CUDA out of memory (canned)",
                    "lsnet-bench --suite latency,throughput,memory,flops,accuracy"):
         assert needle in text, needle
-    # Pareto-optimal models are marked (text stays text in the SVG); a dominated one is not
+    # Pareto-optimal models are marked in the key of the numbered points; a dominated one is not
     proxy = text[text.index("Top-1 source: <code>proxy"):text.index("Top-1 source: <code>published")]
-    assert "lsnet_t *" in proxy and "lsnet_t_mixer_dwconv *" in proxy and "repvit_m0_9 *" not in proxy
+    assert "lsnet_t *" in proxy and "repvit_m0_9 *" not in proxy
+    # the ablations are not on the default fronts: they have their own section, with their own front
+    assert "lsnet_t_mixer_dwconv" not in proxy
+    ablations = text[text.index('id="ablations"'):text.index('id="operators"')]
+    assert "lsnet_t_mixer_dwconv *" in ablations
     _assert_self_contained(text)
 
 
 def _assert_self_contained(text: str) -> None:
-    assert "<script" not in text and "<link" not in text and "<img" not in text
+    """One offline file: inline scripts and styles only, nothing fetched."""
+    assert not re.search(r"<script[^>]*\bsrc\s*=", text) and "<link" not in text and "<img" not in text
     assert not re.search(r"""(src|href)\s*=\s*["'](https?:|//|file:)""", text)
-    assert "url(http" not in text and "@import" not in text
+    assert "url(http" not in text and "@import" not in text and "url(file" not in text
 
 
 def test_merge_folders_across_devices(run_dir, tmp_path):
     gpu = _as_json_run(CANNED, tmp_path / "gpu", "Canned GPU", "canned-gpu")
     out = reports.render_many([run_dir, gpu], tmp_path / "merged" / "all.html")
     text = out.read_text()
-    assert "<h3>Canned CPU (2 cores)</h3>" in text and "<h3>Canned GPU</h3>" in text
+    assert "<h3>PyTorch eager · Canned CPU (2 cores) (2 threads) · float32 · NCHW</h3>" in text
+    assert "<h3>PyTorch eager · Canned GPU · float32 · NCHW</h3>" in text
     assert "Canned GPU · float32" in text and "run_bench.py --device cuda" in text
     assert "Per-operator" in text and "share of operator time" in text
     shares = tables.op_shares(combine([load_run(gpu)]))
@@ -105,9 +111,12 @@ def test_merge_folders_across_devices(run_dir, tmp_path):
 
 
 def test_same_device_in_two_runs_is_told_apart(run_dir, tmp_path):
-    other = _as_json_run(CANNED, tmp_path / "again", "Canned CPU (2 cores)", "canned-again")
+    other = _as_json_run(CANNED, tmp_path / "again", "Canned CPU (2 cores)", "canned-again", device="cpu")
     df = combine([load_run(run_dir), load_run(other)])
     assert set(df["panel_device"]) == {"Canned CPU (2 cores) [canned-cpu]", "Canned CPU (2 cores) [canned-again]"}
+    # panels are labelled by configuration in words; the run id is only added to tell equal ones apart
+    label = "PyTorch eager · Canned CPU (2 cores) (2 threads) · float32 · NCHW"
+    assert set(df.loc[df["suite"] == "latency", "config"]) == {f"{label} [run canned-cpu]", f"{label} [run canned-again]"}
 
 
 def test_csv_only_folder_and_accuracy_only_run(tmp_path):

@@ -1,0 +1,42 @@
+"""The engine dimension: each engine's latency beside eager's on the same device, dtype, layout and batch,
+its speed-up and its parity, and the best engine per model."""
+from __future__ import annotations
+
+import pandas as pd
+
+from reports.config import describe
+from reports.tables import latency_points
+
+SETTING = ["host", "device", "device_name", "threads", "dtype", "channels_last", "resolution"]
+
+
+def _setting(r: dict) -> str:
+    """The configuration in words without the engine (what two engines must share to be compared)."""
+    return describe({**r, "engine": "eager", "compile": False}).split(" · ", 1)[1]
+
+
+def engine_speedups(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (setting, model, batch, engine): p50 with its interval, speed-up over eager in the same
+    setting and batch (NaN without an eager row), parity_rel. Empty when only one engine was measured."""
+    d = latency_points(df)
+    cols = ["setting", "model", "batch_size", "engine", "latency_ms_p50", "err_lo", "err_hi", "speedup_vs_eager",
+            "parity_rel", "stable"]
+    if d.empty or d["engine"].nunique() < 2:
+        return pd.DataFrame(columns=cols)
+    d = d.assign(setting=[(_setting(r) + (f" · {r['host']}" if d["host"].nunique() > 1 else ""))
+                          for r in d.to_dict("records")])
+    d = d.groupby(["setting", "model", "batch_size", "engine"], as_index=False).agg(
+        latency_ms_p50=("latency_ms_p50", "median"), err_lo=("err_lo", "min"), err_hi=("err_hi", "max"),
+        parity_rel=("parity_rel", "max"), stable=("stable", lambda s: False if (s == False).any() else None))  # noqa: E712
+    eager = d[d["engine"] == "eager"].set_index(["setting", "model", "batch_size"])["latency_ms_p50"]
+    ref = [eager.get((s, m, b)) for s, m, b in zip(d["setting"], d["model"], d["batch_size"])]
+    d["speedup_vs_eager"] = pd.to_numeric(pd.Series(ref, index=d.index), errors="coerce") / d["latency_ms_p50"]
+    return d[cols].sort_values(["setting", "model", "batch_size", "engine"], kind="stable").reset_index(drop=True)
+
+
+def best_engine(speedups: pd.DataFrame) -> pd.DataFrame:
+    """Per (setting, model, batch): the engine with the lowest p50, its speed-up over eager and parity."""
+    if speedups.empty:
+        return speedups
+    idx = speedups.groupby(["setting", "model", "batch_size"])["latency_ms_p50"].idxmin()
+    return speedups.loc[idx].reset_index(drop=True)

@@ -1,0 +1,166 @@
+"""The report shows every measured configuration: batch sizes, engines, layouts and dtypes, the trust
+columns (CI, stable, warnings), fair accuracy marks, engines, training, the ops roofline and operators."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import reports
+from reports import tables
+from reports.engine_tables import best_engine, engine_speedups
+from reports.load import combine, load_run
+from reports.operators import conv_paths
+from reports.training import train_vs_inference
+from schema import ROW_COLUMNS, published
+from suites.results import summary_table
+
+MODELS = {"lsnet_t": ("lsnet", 10.0), "repvit_m0_9": ("repvit", 8.0), "fastvit_t8": ("fastvit", 12.0),
+          "lsnet_t_mixer_attn": ("mixer", 11.0)}
+CONFIGS = [  # (engine, dtype, channels_last, speed factor)
+    ("eager", "float32", False, 1.0), ("compile", "float32", False, 0.8), ("eager", "bfloat16", True, 0.7)]
+BATCHES = (1, 8, 32)
+FAIL = "CUDA out of memory (synthetic)"
+
+
+def _row(**kw) -> dict:
+    r = {c: None for c in ROW_COLUMNS}
+    r.update(run_id="synth", host="bench-host", device="cpu", device_name="Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz",
+             threads=2, resolution=224, status="ok", compile=False, fused=True, extra={})
+    r.update(kw)
+    return r
+
+
+def _rows() -> list[dict]:
+    rows = []
+    for model, (fam, lat) in MODELS.items():
+        for engine, dtype, cl, f in CONFIGS:
+            ident = dict(model=model, family=fam, engine=engine, dtype=dtype, channels_last=cl,
+                         compile=engine == "compile")
+            for bs in BATCHES:
+                p50 = lat * f * bs ** 0.8
+                unstable = model == "repvit_m0_9" and bs == 8
+                rows.append(_row(suite="latency", batch_size=bs, latency_ms_p50=p50, latency_ms_p90=p50 * 1.1,
+                                 latency_ms_ci_low=p50 * 0.98, latency_ms_ci_high=p50 * 1.03, stable=not unstable,
+                                 warnings="stall detected; spread 40%" if unstable else None,
+                                 parity_rel=None if engine == "eager" else 2e-6, params_m=5.0, **ident))
+                rows.append(_row(suite="throughput", batch_size=bs, throughput_img_s=1000 * bs / p50, stable=True,
+                                 **ident))
+                rows.append(_row(suite="memory", batch_size=bs, peak_mem_mb=50.0 + bs, **ident))
+            if dtype == "float32" and engine == "eager":
+                for bs in (8, 32):
+                    rows.append(_row(suite="train", batch_size=bs, latency_ms_p50=3 * lat * bs ** 0.8,
+                                     throughput_img_s=1000 * bs / (3 * lat * bs ** 0.8), peak_mem_mb=200.0 + bs,
+                                     **ident))
+                rows.append(_row(suite="profile", batch_size=1, **ident, extra={
+                    "kinds": {"conv": {"share": 0.7}, "other": {"share": 0.3}},
+                    "top_ops": [{"op": "aten::_slow_conv2d_forward" if model == "lsnet_t" else "aten::mkldnn_convolution",
+                                 "kind": "conv", "calls": 10, "self_time_us": 700.0, "share": 0.7,
+                                 "input_shapes": [[1, 64, 56, 56]]},
+                                {"op": "aten::add", "kind": "elementwise", "calls": 5, "self_time_us": 300.0,
+                                 "share": 0.3}]}))
+        rows.append(_row(suite="flops", model=model, family=fam, batch_size=1, gmacs=0.3, params_m=5.0))
+    for model in ("shvit_s1", "fasternet_t0", "starnet_s2"):
+        rows.append(_row(suite="latency", model=model, batch_size=64, engine="eager", dtype="float32",
+                         status="oom", error=FAIL))
+    for backend, ms in (("official", 2.0), ("triton", 1.0)):
+        rows.append(_row(suite="ops", model="lsnet_t", family="lsnet", engine="eager", dtype="float32", batch_size=8,
+                         latency_ms_p50=ms, latency_ms_ci_low=ms * 0.9, latency_ms_ci_high=ms * 1.1, gbps=10 / ms,
+                         pct_copy_bw=50 / ms, bytes_moved=1e7, extra={"shape": "stage1", "backend": backend,
+                                                                      "mode": "fwd"}))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> tuple[Path, str]:
+    d = tmp_path_factory.mktemp("synth")
+    (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    (d / "env.json").write_text(json.dumps({"host": "bench-host", "argv": ["lsnet-bench", "--suite", "latency"]}))
+    return d, reports.render(d).read_text()
+
+
+def _titles(text: str) -> list[str]:
+    return re.findall(r"<title>(.*?)</title>", text, flags=re.S)
+
+
+def _section(text: str, start: str, end: str) -> str:
+    return text[text.index(start):text.index(end)]
+
+
+def test_every_batch_size_engine_and_configuration_is_shown(synth):
+    d, text = synth
+    df = combine([load_run(d)])
+    lat = df[(df["suite"] == "latency") & (df["status"] == "ok")]
+    assert lat["config"].nunique() == len(CONFIGS)
+    batch = _section(text, 'id="batch"', 'id="engines"')
+    for fig in ("Latency p50 vs batch size", "Throughput vs batch size", "Peak memory vs batch size"):
+        assert fig in batch, fig
+    tips = _titles(batch)
+    for cfg in lat["config"].unique():   # a panel per configuration, titled in words, and a summary table
+        assert cfg in batch and f"<h3>{cfg}</h3>" in text, cfg
+    for (model, bs), _ in lat.groupby(["model", "batch_size"]):   # latency above the smallest batch is not dropped
+        assert sum(t.startswith(f"{model} · batch {int(bs)}\nlatency") for t in tips) == len(CONFIGS), (model, bs)
+    assert "PyTorch eager · Intel Xeon Gold 6230 (2 threads) · float32 · NCHW" in text
+    assert "torch.compile · Intel Xeon Gold 6230 (2 threads) · float32 · NCHW" in text
+    assert "PyTorch eager · Intel Xeon Gold 6230 (2 threads) · bfloat16 · NHWC (channels_last)" in text
+
+
+def test_uncertainty_and_trust_columns(synth):
+    _, text = synth
+    summary = _section(text, 'id="summary"', 'id="pareto"')
+    assert "CI]" in summary and "(unstable)" in summary
+    assert "stall detected; spread 40%" in _section(text, "Unstable timings", 'id="pareto"')
+    # latency tips carry the interval; unstable rows are flagged in the hover text
+    assert any("UNSTABLE: stall detected" in t for t in _titles(text))
+    assert any(re.search(r"latency p50 \(ms\): [\d.]+ \[[\d.]+ \.\. [\d.]+\]", t) for t in _titles(text))
+
+
+def test_fair_accuracy_marks(synth):
+    d, text = synth
+    assert published.lookup("repvit_m0_9").distilled and not published.lookup("lsnet_t").distilled
+    acc = tables.accuracy(combine([load_run(d)])).set_index("model")
+    assert acc.loc["fastvit_t8", "eval_px"] == 256 and not acc.loc["fastvit_t8", "distilled"]
+    key = _section(text, "Top-1 source: <code>published", 'id="batch"')
+    assert "†256px" in key and "(d)" in key and "lsnet_t_mixer_attn" not in key
+    summary = _section(text, 'id="summary"', 'id="pareto"')
+    assert "†256px" in summary and "× vs lsnet_t" in summary and 'class="lsnet' in summary and "★" in summary
+    assert "lsnet_t_mixer_attn" in _section(text, 'id="ablations"', 'id="operators"')
+
+
+def test_engines_training_ops_operators_failures(synth):
+    d, text = synth
+    df = combine([load_run(d)])
+    sp = engine_speedups(df)
+    c = sp[(sp["engine"] == "compile") & (sp["model"] == "lsnet_t") & (sp["batch_size"] == 1)].iloc[0]
+    assert c["speedup_vs_eager"] == pytest.approx(1.25) and c["parity_rel"] == pytest.approx(2e-6)
+    best = best_engine(sp)
+    assert set(best.loc[best["setting"].str.contains("float32"), "engine"]) == {"compile"}
+    assert set(best.loc[best["setting"].str.contains("bfloat16"), "engine"]) == {"eager"}  # the only one there
+    engines = _section(text, 'id="engines"', 'id="ablations"')
+    assert "1.25×" in engines and "2.0e-06" in engines
+    tvi = train_vs_inference(df)
+    assert set(tvi["batch_size"]) == {8, 32} and tvi["cost_ratio"].tolist() == pytest.approx([3.0] * len(tvi))
+    assert "Training throughput vs batch size" in text and "Training peak memory vs batch size" in text
+    ops = _section(text, 'id="ops"', 'id="accuracy"')
+    assert "stage1" in ops and "2.00×" in ops and "triton" in ops
+    paths = conv_paths(df).set_index("model")["path"]
+    assert paths["lsnet_t"] == "slow" and paths["repvit_m0_9"] == "fast"
+    operators = _section(text, 'id="operators"', 'id="training"')
+    assert "aten::_slow_conv2d_forward" in operators and "[[1, 64, 56, 56]]" in operators
+    fails = _section(text, 'id="failures"', 'id="environment"')
+    assert fails.count(FAIL) == 1 and "fasternet_t0, shvit_s1, starnet_s2" in fails
+
+
+def test_console_summary_merges_suites_and_footnotes_reasons():
+    rows = _rows()
+    text = summary_table(rows)
+    lines = text.splitlines()
+    lsnet = [ln for ln in lines if re.match(r"lsnet_t +infer ", ln)]
+    # one line per model and configuration, suites merged; spread shown
+    assert len(lsnet) == len(CONFIGS) * len(BATCHES)
+    assert all("±" in ln or "[" in ln for ln in lsnet)
+    assert len([ln for ln in lines if re.match(r"lsnet_t +train ", ln)]) == 2
+    assert len([ln for ln in lines if re.match(r"lsnet_t +ops ", ln)]) == 2
+    assert text.count(FAIL) == 1 and re.search(r"\[1\].*" + re.escape(FAIL), text)
