@@ -70,7 +70,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def toy():
-    import ray_toy_suite  # noqa: F401  (tests/ is on the path of the driver and of the workers)
+    import tests.ray_toy_suite  # noqa: F401  (the checkout is on the path of the driver and of the workers)
     yield registry.get("raytoy")
     registry.unregister("raytoy")
 
