@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up before timing (the first call is never timed)")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed samples per cell (at least)")
     p.add_argument("--min-samples", type=int, default=30, help="timed samples per latency cell (at least)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="time each cell of a timed suite in this many fresh processes; rows report the "
+                        "between-process spread")
+    p.add_argument("--pin-cores", default=None, metavar="CORES",
+                   help="run every cell on these CPU cores only, e.g. 0-1 (os.sched_setaffinity)")
     p.add_argument("--out", default=None, help="run folder (default: a new timestamped folder under results/); "
                                                "a folder that already holds results is refused (see --resume)")
     p.add_argument("--resume", default=None, metavar="DIR",
@@ -181,7 +186,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for flag, value, allow_zero in (("--threads", args.threads, False), ("--resolution", args.resolution, False),
                                     ("--max-batch", args.max_batch, False), ("--min-samples", args.min_samples, False),
                                     ("--warmup", args.warmup, True), ("--min-time", args.min_time, True),
-                                    ("--cell-timeout", args.cell_timeout, False)):
+                                    ("--cell-timeout", args.cell_timeout, False), ("--repeats", args.repeats, False)):
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
@@ -296,8 +301,19 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     if args.resume is not None:
         return _configure_resume(args, argv)
     _check_numbers(args)
-    if args.threads and args.threads > _usable_cores() and not args.oversubscribe:
-        raise UsageError(f"--threads {args.threads} is more than the {_usable_cores()} usable cores (timings would "
+    cores = _usable_cores()
+    if args.pin_cores is not None:
+        from suites.hostinfo import parse_cores
+        try:
+            pinned = parse_cores(args.pin_cores)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if not set(pinned) <= set(os.sched_getaffinity(0)):
+            raise UsageError(f"--pin-cores {args.pin_cores}: cores {sorted(set(pinned) - os.sched_getaffinity(0))} "
+                             f"are not usable here (usable: {sorted(os.sched_getaffinity(0))})")
+        cores = len(pinned)
+    if args.threads and args.threads > cores and not args.oversubscribe:
+        raise UsageError(f"--threads {args.threads} is more than the {cores} usable cores (timings would "
                          "measure contention); lower it or pass --oversubscribe")
     suites = resolve_suites(args.suite)
     if "accuracy" in suites and args.data is None and args.dataset is None and "all" in _csv(args.suite):
@@ -320,7 +336,8 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
                    batch_sizes=batch_sizes, max_batch=args.max_batch, options=options,
                    channels_last=args.channels_last, cuda_graphs=args.cuda_graphs, compile_mode=args.compile_mode,
                    fused=not args.no_fuse, resolution=args.resolution, threads=args.threads or torch.get_num_threads(),
-                   warmup=args.warmup, min_time=args.min_time, min_samples=args.min_samples)
+                   warmup=args.warmup, min_time=args.min_time, min_samples=args.min_samples,
+                   repeats=args.repeats, pin_cores=args.pin_cores)
     return args, plan_kw
 
 
@@ -393,7 +410,8 @@ def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tas
         host = results.host_environment(devices, plan_kw["threads"])
         env.setdefault("hosts", {})[host["host"]] = host
         env.setdefault("sessions", []).append({"start_time": started, "end_time": None, "end_reason": None,
-                                               "host": host["host"], "pid": os.getpid(), "argv": [PROG] + argv})
+                                               "host": host["host"], "pid": os.getpid(), "argv": [PROG] + argv,
+                                               "loadavg_start": host["loadavg"]})
         run_id = env.get("run_id") or results.new_run_id()
     else:
         run_id = run_dir.name if args.out is None else results.new_run_id()
@@ -426,7 +444,8 @@ def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tas
     if code == 0 and errors:
         code, reason = 1, "failed"
     env["end_time"] = env["sessions"][-1]["end_time"] = results.now_iso()
-    env["sessions"][-1].update(end_reason=reason, measured_cells=len(writer.rows))
+    env["sessions"][-1].update(end_reason=reason, measured_cells=len(writer.rows),
+                               loadavg_end=list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
     results.write_env(run_dir, env)
     print(results.summary_table(writer.rows))
     print(f"results: {run_dir}")

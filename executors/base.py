@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import socket
+import statistics
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,17 +59,30 @@ def execute(cell: Cell, ctx: Context, module: str | None = None) -> Outcome:
     ``module`` is imported first (a suite registered outside the built-in list). Identity columns
     in a suite's result are dropped: they come from the cell and this machine only.
     """
-    from suites import guards, registry
+    from suites import guards, hostinfo, registry
+    from suites.contention import CpuContention, contention_note
     threads = cell.threads
     try:
         if module:
             importlib.import_module(module)
         suite = registry.get(cell.suite)
-        with guards.threads(cell.threads) as threads, guards.cpu_allocation_limit(cell):
+        cores = hostinfo.parse_cores(cell.pin_cores) if cell.pin_cores else None
+        with guards.threads(cell.threads) as threads, hostinfo.pinned(cores), guards.cpu_allocation_limit(cell):
+            meter = CpuContention()
             result = dict(suite.run(cell, ctx))
+            shares = meter.stop()
         for key in IDENTITY_COLUMNS:
             result.pop(key, None)
         result.setdefault("status", "ok")
+        warnings = list(result.get("warnings") or [])
+        warnings += hostinfo.cpu_warnings(threads, cell.dtype, cell.device, cores=len(cores) if cores else None)
+        note = contention_note(shares)
+        if note:
+            warnings.append(note)
+            if result.get("stable") is not None:
+                result["stable"] = False
+        result["warnings"] = warnings
+        result["extra"] = {**(result.get("extra") or {}), "cpu_contention": shares}
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001  (every failure of a cell becomes its row)
@@ -78,6 +92,40 @@ def execute(cell: Cell, ctx: Context, module: str | None = None) -> Outcome:
         from suites.guards import release
         release(cell.device)
     return {"result": result, "machine": machine_facts(cell, threads)}
+
+
+def combine_repeats(outs: list[Outcome]) -> Outcome:
+    """One outcome from the same cell measured in several fresh processes: pooled samples, the median
+    of the processes' throughputs, an interval that also covers every process's median, and the
+    between-process spread in ``extra["repeats"]`` (a spread above the stability limit is unstable)."""
+    from suites import timing
+    bad = [o for o in outs if o["result"].get("status") != "ok"]
+    if bad:
+        res = dict(bad[0]["result"])
+        res["error"] = f"{len(bad)} of {len(outs)} repeats failed; first: {res.get('error')}"
+        return {"result": res, "machine": bad[0]["machine"]}
+    results = [o["result"] for o in outs]
+    merged = dict(results[0])
+    rep: dict[str, Any] = {"n": len(outs)}
+    warnings = [w for r in results for w in (r.get("warnings") or [])]
+    stable = all(r.get("stable") is not False for r in results)
+    key = "throughput_img_s" if results[0].get("throughput_img_s") is not None else "latency_ms_p50"
+    values = [r[key] for r in results if r.get(key) is not None]
+    if key == "latency_ms_p50":
+        pooled = [x for r in results for x in (r.get("samples") or [])]
+        merged.update(timing.summarize(pooled), samples=pooled)
+        merged["latency_ms_ci_low"] = min([merged["latency_ms_ci_low"], *values])
+        merged["latency_ms_ci_high"] = max([merged["latency_ms_ci_high"], *values])
+    else:
+        merged[key] = statistics.median(values)
+    spread = (max(values) - min(values)) / statistics.median(values) if values else 0.0
+    rep.update({key: values, "between_process_spread": spread})
+    if spread > timing.SPREAD_LIMIT:
+        stable = False
+        warnings.append(f"the {len(outs)} processes' {key} differ by {100 * spread:.0f}% of the median")
+    merged.update(stable=stable, warnings=list(dict.fromkeys(warnings)),
+                  extra={**(merged.get("extra") or {}), "repeats": rep})
+    return {"result": merged, "machine": outs[0]["machine"]}
 
 
 def run_task(task: Task, run_cell: Callable[[Cell], Outcome]) -> Iterator[tuple[Cell, Outcome]]:

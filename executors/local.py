@@ -4,7 +4,9 @@
 ``python -m executors.worker``; ``auto`` gives a worker to the cells whose suite asks for one (CPU
 memory cells measure their own process's peak RSS) and to CUDA cells (a fault can poison a CUDA
 context). A ``timeout`` always runs cells in workers, since only a process can be stopped safely.
-Crashes, kills and timeouts of a worker become rows; its process group is killed on the way out.
+A cell with ``repeats`` > 1 runs that many times, each in a fresh worker, and the outcomes are combined
+(:func:`executors.base.combine_repeats`). Crashes, kills and timeouts of a worker become rows; its
+process group is killed on the way out.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from executors.base import Executor, Outcome, execute, outcome
+from executors.base import Executor, Outcome, combine_repeats, execute, outcome
 from suites.cell import Cell, Context
 from suites.devices import is_cuda
 
@@ -87,6 +89,8 @@ class LocalExecutor(Executor):
         return registry.get(cell.suite).own_process(cell) or is_cuda(cell.device)
 
     def run_cell(self, cell: Cell, ctx: Context) -> Outcome:
+        if cell.repeats > 1:
+            return combine_repeats([self.run_in_worker(cell, ctx) for _ in range(cell.repeats)])
         if self.needs_process(cell):
             return self.run_in_worker(cell, ctx)
         return execute(cell, ctx, _suite_module(cell))

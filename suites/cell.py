@@ -30,6 +30,8 @@ class Cell:
     warmup: float = 0.5             # seconds of warm-up
     min_time: float = 1.0           # seconds of timed samples (at least ``min_samples``)
     min_samples: int = 30
+    repeats: int = 1                # timed in this many fresh processes (the between-process spread)
+    pin_cores: str | None = None    # run on these cores only, e.g. "0-1"
     options: Any = None             # the suite's Options instance; None = its defaults
 
     @property

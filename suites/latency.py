@@ -11,11 +11,12 @@ from suites.registry import Suite, register
 
 def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     with engines.get(cell.engine).prepare(cell, ctx) as step:
-        samples = timing.measure(step.run, step.timer, warmup=cell.warmup, min_time=cell.min_time,
-                                 min_samples=cell.min_samples)
-    return {**timing.summarize(samples), "params_m": step.params / 1e6, "parity_rel": step.parity_rel,
-            "samples": samples, "extra": {"timer": type(step.timer).__name__, **step.info}}
+        sampled = timing.measure_stable(step.run, step.timer, warmup=cell.warmup, min_time=cell.min_time,
+                                        min_samples=cell.min_samples)
+    out = timing.trusted(sampled)
+    return {**out, "params_m": step.params / 1e6, "parity_rel": step.parity_rel,
+            "extra": {"timer": type(step.timer).__name__, **out.pop("stalls"), **step.info}}
 
 
 SUITE = register(Suite("latency", run, __name__, "per-forward latency percentiles after warm-up",
-                       engines=engines.ENGINES))
+                       engines=engines.ENGINES, timed=True))

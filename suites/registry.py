@@ -55,6 +55,7 @@ class Suite:
     options: type = NoOptions
     engines: tuple[str, ...] = ("eager",)
     expand: Callable[[Any], list[Any]] | None = None
+    timed: bool = False    # its rows are timings (``--repeats`` re-measures them in fresh processes)
 
     def __post_init__(self) -> None:
         if self.plan not in PLANS:

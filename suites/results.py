@@ -147,8 +147,10 @@ def host_environment(devices: list[str], threads: int) -> dict[str, Any]:
             entry.update(capability=f"{props.major}.{props.minor}", total_memory_mb=props.total_memory / 2**20,
                          nvml=gpu_info(idx))
         dev_info.append(entry)
+    from suites.hostinfo import host_facts
     return {
         "host": socket.gethostname(), "python": sys.version.split()[0], "platform": platform.platform(),
+        **host_facts(),
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "triton": triton_version, "nvidia_driver": driver_version(), "devices": dev_info,
@@ -172,7 +174,7 @@ def environment(devices: list[str], threads: int, argv: list[str], started: str)
             "command_line": " ".join([Path(argv[0]).name] + argv[1:]) if argv else "", "argv": argv,
             "start_time": started, "end_time": None,
             "sessions": [{"start_time": started, "end_time": None, "end_reason": None, "host": host["host"],
-                          "pid": os.getpid(), "argv": argv}]}
+                          "pid": os.getpid(), "argv": argv, "loadavg_start": host["loadavg"]}]}
 
 
 def write_env(run_dir: Path, env: dict[str, Any]) -> None:

@@ -54,17 +54,18 @@ def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], d
     for name in suites:
         suite = registry.get(name)
         opts = options.get(name)
+        fields = {**cell_fields, "repeats": cell_fields.get("repeats", 1) if suite.timed else 1}
         for model in models:
             if suite.plan == "per_model":
-                fields = {**cell_fields, "cuda_graphs": False}
-                tasks.append(Task((Cell(name, model, device="cpu", dtype="float32", options=opts, **fields),)))
+                tasks.append(Task((Cell(name, model, device="cpu", dtype="float32", options=opts,
+                                        **{**fields, "cuda_graphs": False}),)))
                 continue
             for engine in engines_:
                 for device in devices:
                     for dtype in dtypes:
                         sizes, ladder = _batch_sizes(suite, device, batch_sizes, max_batch)
                         cells = [Cell(name, model, engine=engine, device=device, batch_size=b, dtype=dtype,
-                                      options=opts, **cell_fields) for b in sizes]
+                                      options=opts, **fields) for b in sizes]
                         reason = _skip_reason(suite, engine, cells[0], unavailable)
                         if suite.expand is not None:
                             tasks += [Task((c,), skip_reason=reason) for cell in cells for c in suite.expand(cell)]

@@ -22,15 +22,18 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     with engines.get(cell.engine).prepare(cell, ctx) as step:
         with sampler if metered else contextlib.nullcontext():
             t0 = time.perf_counter()
-            rounds, per_round = timing.measure_rounds(step.run, step.timer, warmup=cell.warmup,
-                                                      min_time=cell.min_time, min_rounds=5)
+            sampled, per_round = timing.measure_rounds_stable(step.run, step.timer, warmup=cell.warmup,
+                                                              min_time=cell.min_time, min_rounds=5)
             t1 = time.perf_counter()
+    rounds = sampled.samples
     ms_per_batch = statistics.median(rounds)
     images = step.images_per_run or cell.batch_size
     out: dict[str, Any] = {"throughput_img_s": images * 1000.0 / ms_per_batch, "params_m": step.params / 1e6,
                            "parity_rel": step.parity_rel, "n_samples": len(rounds), "samples": rounds,
-                           "extra": {"calls_per_round": per_round, "ms_per_run_median": ms_per_batch, "images_per_run": images,
-                                     **step.info}}
+                           "stable": sampled.stable, "warnings": sampled.reasons,
+                           "extra": {"calls_per_round": per_round, "ms_per_run_median": ms_per_batch,
+                                     "images_per_run": images, "n_stalls": sampled.n_stalls,
+                                     "resampled_s": sampled.resampled_s, **step.info}}
     if metered:
         energy = energy_fields(sampler, rounds, per_round, images, t0, t1)
         out["extra"].update(energy.pop("extra", {}))
@@ -54,4 +57,4 @@ def energy_fields(sampler: PowerSampler, rounds_ms: list[float], per_round: int,
 
 
 SUITE = register(Suite("throughput", run, __name__, "images per second at each batch size (an out-of-memory ladder)",
-                       plan="ladder", engines=engines.ENGINES))
+                       plan="ladder", engines=engines.ENGINES, timed=True))

@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -142,10 +143,132 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def summarize(samples_ms: list[float]) -> dict[str, float | int]:
-    """The latency columns of a row: p50/p90/p99/mean/std (ms) and the sample count."""
+    """The latency columns of a row: p50/p90/p99/mean/std (ms), the median's ~95% interval, the sample count."""
     s = sorted(samples_ms)
+    lo, hi = median_ci(s)
     return {
-        "latency_ms_p50": percentile(s, 50), "latency_ms_p90": percentile(s, 90),
+        "latency_ms_p50": percentile(s, 50), "latency_ms_p90": percentile(s, 90), "latency_ms_ci_low": lo,
+        "latency_ms_ci_high": hi,
         "latency_ms_p99": percentile(s, 99), "latency_ms_mean": statistics.fmean(s) if s else math.nan,
         "latency_ms_std": statistics.stdev(s) if len(s) > 1 else 0.0, "n_samples": len(s),
     }
+
+
+def median_ci(samples: list[float], z: float = 1.96) -> tuple[float, float]:
+    """A distribution-free ~95% confidence interval of the median: the order statistics at
+    n/2 -+ z*sqrt(n)/2 (the binomial rule); (min, max) for fewer than 6 samples."""
+    s = sorted(samples)
+    n = len(s)
+    if n == 0:
+        return math.nan, math.nan
+    if n < 6:
+        return s[0], s[-1]
+    half = z * math.sqrt(n) / 2
+    lo = max(0, math.floor(n / 2 - half) - 1)
+    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
+    return s[lo], s[hi]
+
+
+STALL_FACTOR = 5.0      # a sample above this multiple of the running median is a stall
+SPREAD_LIMIT = 0.10     # stable when the median's interval is at most this fraction of the median
+STALL_SHARE_LIMIT = 0.05
+
+
+@dataclass
+class Sampled:
+    """Samples kept after stall removal, and how far to trust them."""
+    samples: list[float]
+    stable: bool
+    reasons: list[str]
+    n_stalls: int
+    resampled_s: float
+
+    @property
+    def spread(self) -> float:
+        """Width of the median's interval relative to the median."""
+        lo, hi = median_ci(self.samples)
+        med = statistics.median(self.samples) if self.samples else math.nan
+        return (hi - lo) / med if med else math.inf
+
+
+def sample_stable(fn: Callable[[], Any], timer: Timer, *, min_time: float, min_samples: int,
+                  max_extra_time: float, spread_limit: float = SPREAD_LIMIT, stall_factor: float = STALL_FACTOR,
+                  max_samples: int = 100_000, clock: Callable[[], float] = time.perf_counter) -> Sampled:
+    """Per-iteration times (ms) with stalls detected while sampling.
+
+    A sample above ``stall_factor`` times the running median (of the last 64 kept, once 10 exist) is
+    a stall: counted, not kept, and replaced by sampling on. After ``min_time`` and ``min_samples``,
+    sampling continues (at most ``max_extra_time`` more seconds) until the median's interval is
+    within ``spread_limit`` of the median; if it never is, ``stable`` is False with the reason.
+    """
+    kept: list[float] = []
+    stalls = 0
+    with gc_paused():
+        timer.sync()
+        start = clock()
+        t_end = start + min_time
+        deadline = t_end + max_extra_time
+        while len(kept) + stalls < max_samples:
+            token = timer.start()
+            fn()
+            ms = timer.stop(token)
+            if len(kept) >= 10 and ms > stall_factor * statistics.median(kept[-64:]):
+                stalls += 1
+            else:
+                kept.append(ms)
+            now = clock()
+            if len(kept) >= min_samples and now >= t_end:
+                spread = Sampled(kept, True, [], 0, 0.0).spread
+                if spread <= spread_limit or now >= deadline:
+                    break
+        resampled = max(0.0, clock() - t_end)
+    if kept:   # stalls among the first samples, before a running median existed
+        limit = stall_factor * statistics.median(kept)
+        early = [s for s in kept if s > limit]
+        kept = [s for s in kept if s <= limit]
+        stalls += len(early)
+    out = Sampled(kept, True, [], stalls, resampled)
+    if stalls:
+        out.reasons.append(f"{stalls} stall(s) above {stall_factor:g}x the median removed")
+    if stalls > STALL_SHARE_LIMIT * max(len(kept), 1):
+        out.stable = False
+        out.reasons.append(f"stalls were {stalls} of {stalls + len(kept)} samples")
+    if out.spread > spread_limit:
+        out.stable = False
+        out.reasons.append(f"the median's interval is {100 * out.spread:.0f}% of the median (limit "
+                           f"{100 * spread_limit:.0f}%) after {resampled:.1f} s of re-sampling")
+    return out
+
+
+def trusted(sampled: Sampled) -> dict[str, Any]:
+    """The row fields of a :class:`Sampled`: the latency columns, ``stable``, ``warnings``, and the
+    stall count and re-sampling time for ``extra``."""
+    return {**summarize(sampled.samples), "stable": sampled.stable, "warnings": list(sampled.reasons),
+            "samples": sampled.samples, "stalls": {"n_stalls": sampled.n_stalls, "resampled_s": sampled.resampled_s}}
+
+
+def measure_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, min_time: float = 1.0,
+                   min_samples: int = 30, max_extra_time: float | None = None,
+                   clock: Callable[[], float] = time.perf_counter) -> Sampled:
+    """Warm up, then :func:`sample_stable` (re-sampling for at most ``max_extra_time``, default
+    twice ``min_time`` plus one second)."""
+    warm_up(fn, timer, warmup, clock=clock)
+    extra = 2 * min_time + 1.0 if max_extra_time is None else max_extra_time
+    return sample_stable(fn, timer, min_time=min_time, min_samples=min_samples, max_extra_time=extra, clock=clock)
+
+
+def measure_rounds_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, min_time: float = 1.0,
+                          min_rounds: int = 5, clock: Callable[[], float] = time.perf_counter
+                          ) -> tuple[Sampled, int]:
+    """Throughput timing with stall handling: rounds of back-to-back calls (one synchronisation per
+    round), each round a sample of :func:`sample_stable` in ms per call; returns (rounds, calls per round)."""
+    _, per_call = warm_up(fn, timer, warmup, clock=clock)
+    per_round = max(1, min(1000, int(min_time / max(min_rounds, 1) / max(per_call, 1e-9))))
+
+    def one_round() -> None:
+        for _ in range(per_round):
+            fn()
+    rounds = sample_stable(one_round, timer, min_time=min_time, min_samples=min_rounds,
+                           max_extra_time=2 * min_time + 1.0, clock=clock)
+    rounds.samples = [ms / per_round for ms in rounds.samples]
+    return rounds, per_round
