@@ -38,12 +38,17 @@ class LKP(nn.Module):
 
 
 class SKA(nn.Module):
-    """Parameter-free wrapper of :func:`lsnet.ops.ska` (kept as a module for the state-dict layout)."""
+    """Parameter-free wrapper of :func:`lsnet.ops.ska` (kept as a module for the state-dict layout);
+    with ``scale`` and ``shift`` it is the fused LSConv tail :func:`lsnet.ops.ska_bn_add`. Both run
+    inside this module, so profilers and exported graphs name the SKA work after it."""
 
     backend = "auto"
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return ska(x, w, self.backend)
+    def forward(self, x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor | None = None,
+                shift: torch.Tensor | None = None) -> torch.Tensor:
+        if scale is None or shift is None:
+            return ska(x, w, self.backend)
+        return ska_bn_add(x, w, scale, shift, self.backend)
 
 
 class LSConv(nn.Module):
@@ -74,7 +79,7 @@ class FusedLSConv(nn.Module):
         self.shift = nn.Parameter(shift.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ska_bn_add(x, self.lkp(x), self.scale, self.shift, self.ska.backend)
+        return self.ska(x, self.lkp(x), self.scale, self.shift)
 
 
 def attention_bias_idxs(resolution: int) -> tuple[torch.Tensor, int]:
