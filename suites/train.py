@@ -42,6 +42,8 @@ OPTIMIZERS = ("sgd", "adamw")
 SGD_MOMENTUM = 0.9
 ADAMW_WEIGHT_DECAY = 0.05
 MAX_BATCH = {"cpu": 32, "cuda": 1024}
+COMPILE_TORCH_SKA_WARNING = ("torch.compile gradients through the torch SKA backend differ from eager (known issue: "
+                             "times are of the compiled step, but its update is not the eager one)")
 PURE_HALF_REASON = ("pure {dtype} training (no float32 master weights, no loss scaling) is not a supported "
                     "recipe; train with --dtype amp")
 
@@ -235,8 +237,11 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     out: dict[str, Any] = {**summary, "throughput_img_s": cell.batch_size * 1000.0 / summary["latency_ms_p50"],
                            "params_m": count_params(step.model) / 1e6, "samples": samples, "extra": extra,
                            "peak_mem_mb": peak / 2**20 if peak is not None else None}
-    if peak is None:
-        out["warnings"] = [f"peak_mem_mb {mem['method']}"]
+    warnings = [f"peak_mem_mb {mem['method']}"] if peak is None else []
+    if cell.engine == "compile" and "torch" in extra["ska_backend"]:
+        warnings.append(COMPILE_TORCH_SKA_WARNING)
+    if warnings:
+        out["warnings"] = warnings
     return out
 
 

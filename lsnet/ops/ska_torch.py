@@ -113,9 +113,8 @@ def _grad_w(dw: torch.Tensor, gyv: torch.Tensor, x: torch.Tensor, k: int) -> Non
     gyp = F.pad(gyv, (0, 2 * p)).contiguous().view(n, g, cw, 1, 1, h * wp)
     sn, sg, sc, _ = xp.stride()
     win = xp.as_strided((n, g, cw, k, k, h * wp), (sn, sg, sc, wp, 1, 1))
-    dwp = torch.empty((n, cw, k, k, h * wp), dtype=dw.dtype, device=dw.device)
-    torch.mul(gyp[:, 0], win[:, 0], out=dwp)
-    for j in range(1, g):
+    dwp = torch.zeros((n, cw, k, k, h * wp), dtype=dw.dtype, device=dw.device)
+    for j in range(g):   # (no ``out=`` first pass: under torch.compile it may re-stride dwp)
         dwp.addcmul_(gyp[:, j], win[:, j])
     dw.copy_(dwp.view(n, cw, k * k, h, wp)[..., :wd])
 
