@@ -1,4 +1,4 @@
-"""lsnet-bench: measure LSNet and the baselines (latency, throughput, memory, FLOPs, accuracy, profile, ops).
+"""lsnet-bench: measure LSNet and the baselines (latency, throughput, memory, FLOPs, accuracy, profile, ops, train).
 
 A thin CLI: flags come from the registered suites (their options) and engines; the arguments are
 checked before any cell runs; the sweep is planned from the suite descriptors and run through an
@@ -55,10 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "lsnet (all LSNet variants incl. distilled), baselines, all, or a family name; see --list")
     p.add_argument("--batch-sizes", default=None,
                    help="comma-separated batch sizes; default: each suite's own (latency/profile 1, memory 1,8,32, "
-                        "accuracy 64, ops 8), throughput powers of two up to --max-batch, stopping at the first "
-                        "out-of-memory batch")
+                        "accuracy 64, ops 8), throughput and train powers of two up to --max-batch, stopping at the "
+                        "first out-of-memory batch")
     p.add_argument("--max-batch", type=int, default=None,
-                   help="largest batch of throughput's default sweep (default 256 on CPU, 4096 on CUDA)")
+                   help="largest batch of the out-of-memory ladders (default: throughput 256 on CPU, 4096 on CUDA; "
+                        "train 32 on CPU, 1024 on CUDA)")
     p.add_argument("--dtype", default="float32", help=f"comma-separated precisions: {', '.join(DTYPES)} "
                                                        "(amp = autocast: float16 on CUDA, bfloat16 on CPU)")
     p.add_argument("--channels-last", action="store_true", help="run models and inputs in channels_last layout")
@@ -101,9 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "cluster if one is found, else a local one")
     p.add_argument("--nodes", default=None, help="comma-separated Ray nodes (name, IP, hostname or custom resource)")
     for opt in registry.option_flags():
+        suites_help = f"(suites: {', '.join(opt.suites)}; default: {opt.default})"
+        if opt.type is bool:   # a switch: given = True, absent = the suite's default
+            p.add_argument(opt.flag, dest=opt.field, action="store_true", default=None, help=f"{opt.help} {suites_help}")
+            continue
         kind = {"choices": list(opt.choices)} if opt.choices else {}
-        p.add_argument(opt.flag, dest=opt.field, type=opt.type, default=None, **kind,
-                       help=f"{opt.help} (suites: {', '.join(opt.suites)}; default: {opt.default})")
+        p.add_argument(opt.flag, dest=opt.field, type=opt.type, default=None, **kind, help=f"{opt.help} {suites_help}")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not render report.html at the end")
     p.add_argument("--list", action="store_true", help="list models, suites, engines and visible devices, then exit")
@@ -400,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tasks: list, run_dir: Path) -> int:
     """Run the planned tasks into ``run_dir`` (new or resumed); env.json records the session."""
     import executors
-    from suites import results, rundir, sweep
+    from suites import registry, results, rundir, sweep
     from suites.cell import Context
     from suites.devices import visible_devices
     started = results.now_iso()
@@ -448,6 +452,12 @@ def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tas
                                loadavg_end=list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
     results.write_env(run_dir, env)
     print(results.summary_table(writer.rows))
+    for name in dict.fromkeys(r["suite"] for r in writer.rows):
+        summarize = registry.get(name).console_summary
+        if summarize is not None:
+            lines = summarize([r for r in writer.rows if r["suite"] == name])
+            if lines:
+                print(lines)
     print(f"results: {run_dir}")
     if errors:
         print(f"{errors} of {len(writer.rows)} cells ended in error (see the error column)", file=sys.stderr)

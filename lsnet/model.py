@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from lsnet.layers import FFN, BN_Linear, Conv2d_BN, RepVGGDW, Residual, SqueezeExcite, _bn_scale_shift  # noqa: F401 (FFN re-exported)
 from lsnet.ops import ska, ska_bn_add
@@ -190,10 +191,29 @@ class LSNet(nn.Module):
         if distillation:
             self.head_dist = BN_Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.num_classes, self.img_size = num_classes, img_size
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> "LSNet":
+        """Recompute each stage's modules in the backward instead of keeping their activations
+        (``torch.utils.checkpoint``, non-reentrant, per module of ``blocks1``..``blocks4``), as in timm.
+
+        Only in training with gradients enabled; gradients are unchanged, BatchNorm running statistics
+        are updated twice per checkpointed module (once more by the recomputation), as in timm.
+        """
+        self.grad_checkpointing = bool(enable)
+        return self
+
+    def _stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        if not (self.grad_checkpointing and self.training and torch.is_grad_enabled()):
+            return stage(x)
+        for module in stage:
+            x = checkpoint(module, x, use_reentrant=False)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
-        x = self.blocks4(self.blocks3(self.blocks2(self.blocks1(x))))
+        for stage in (self.blocks1, self.blocks2, self.blocks3, self.blocks4):
+            x = self._stage(stage, x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

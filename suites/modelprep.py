@@ -22,9 +22,14 @@ def param_bytes(model: nn.Module) -> tuple[int, int]:
             sum(b.numel() * b.element_size() for b in model.buffers()))
 
 
-def build_model(cell: Cell, num_classes: int = 1000, checkpoint: str | None = None, train: bool = False) -> nn.Module:
-    """The cell's model: eval (or train) mode, fused unless unfused or training, on device, dtype, layout."""
-    model = zoo.create(cell.model, num_classes=num_classes, img_size=cell.resolution)
+def build_model(cell: Cell, num_classes: int = 1000, checkpoint: str | None = None, train: bool = False,
+                drop_path_rate: float | None = None) -> nn.Module:
+    """The cell's model: eval (or train) mode, fused unless unfused or training, on device, dtype, layout.
+
+    ``drop_path_rate`` (stochastic depth) is passed to the model's constructor only when given.
+    """
+    kw = {} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}
+    model = zoo.create(cell.model, num_classes=num_classes, img_size=cell.resolution, **kw)
     if checkpoint:
         lsnet.load_checkpoint(model, checkpoint)
     model.train(train)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import schema
 
-BUILTIN = ("latency", "throughput", "memory", "flops", "accuracy", "profile", "ops")
+BUILTIN = ("latency", "throughput", "memory", "flops", "accuracy", "profile", "ops", "train")
 PLANS = ("grid", "per_model", "largest_batch", "ladder")
 _REGISTRY: dict[str, "Suite"] = {}
 
@@ -43,7 +43,10 @@ class Suite:
     (one cell per model: on the CPU in float32, eager), ``largest_batch`` (grid at the largest batch
     size only), ``ladder`` (without ``--batch-sizes``: powers of two up to ``--max-batch``, run
     serially and stopped at the first out-of-memory batch). ``expand`` turns one planned cell into
-    several (e.g. one per operator shape and backend).
+    several (e.g. one per operator shape and backend). ``max_batch`` is the ladder's own top batch
+    per device kind (``cpu``, ``cuda``) when ``--max-batch`` is not given (default:
+    ``suites.sweep.DEFAULT_MAX_BATCH``). ``console_summary``, when set, turns the run's rows of this
+    suite into extra lines printed after the summary table.
     """
     name: str
     run: Callable[..., dict[str, Any]]
@@ -56,10 +59,17 @@ class Suite:
     engines: tuple[str, ...] = ("eager",)
     expand: Callable[[Any], list[Any]] | None = None
     timed: bool = False    # its rows are timings (``--repeats`` re-measures them in fresh processes)
+    max_batch: Mapping[str, int] | None = None
+    console_summary: Callable[[list[dict[str, Any]]], str] | None = None
 
     def __post_init__(self) -> None:
         if self.plan not in PLANS:
             raise ValueError(f"suite {self.name!r}: plan {self.plan!r} is not one of {', '.join(PLANS)}")
+        if self.max_batch is not None:
+            bad = {k: v for k, v in self.max_batch.items() if k not in ("cpu", "cuda") or int(v) < 1}
+            if bad or set(self.max_batch) != {"cpu", "cuda"}:
+                raise ValueError(f"suite {self.name!r}: max_batch must give a positive batch for 'cpu' and 'cuda', "
+                                 f"got {dict(self.max_batch)}")
 
     @property
     def columns(self) -> tuple[str, ...]:

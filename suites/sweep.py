@@ -25,11 +25,17 @@ def powers_of_two(limit: int) -> list[int]:
     return out
 
 
+def default_max_batch(suite: registry.Suite, device: str) -> int:
+    """The top of ``suite``'s ladder on ``device`` without ``--max-batch``: its own, else the default."""
+    limits = suite.max_batch or DEFAULT_MAX_BATCH
+    return int(limits["cuda" if is_cuda(device) else "cpu"])
+
+
 def _batch_sizes(suite: registry.Suite, device: str, batch_sizes: Sequence[int] | None,
                  max_batch: int | None) -> tuple[list[int], bool]:
     """(batch sizes, whether they form an out-of-memory ladder) of one suite on one device."""
     if suite.plan == "ladder" and not batch_sizes:
-        return powers_of_two(max_batch or DEFAULT_MAX_BATCH["cuda" if is_cuda(device) else "cpu"]), True
+        return powers_of_two(max_batch or default_max_batch(suite, device)), True
     sizes = list(batch_sizes) if batch_sizes else list(suite.default_batch_sizes)
     return ([max(sizes)] if suite.plan == "largest_batch" else sizes), False
 

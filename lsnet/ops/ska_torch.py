@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -52,28 +53,76 @@ def forward(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
+CHUNK_BYTES = 512 * 1024   # accumulator bytes per backward chunk: it stays in L2 across its passes
+
+
 def backward(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, need_dx: bool = True,
              need_dw: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Gradients of :func:`forward`: dx scatters gy * w back through each tap; dw sums
-    gy * shifted x over the C / Cw channels that share a weight channel."""
+    gy * shifted x over the C / Cw channels that share a weight channel.
+
+    The batch is processed in chunks of about ``CHUNK_BYTES`` of accumulator, so the K*K (dx) or
+    C / Cw (dw) accumulation passes over one chunk hit the cache instead of memory.
+    """
     n, c, h, wd = x.shape
     cw, kk = w.shape[1], w.shape[2]
     k = math.isqrt(kk)
     g = c // cw
-    gyv = gy.unflatten(1, (g, cw))
-    xv = x.unflatten(1, (g, cw))
+    acc = _acc_dtype(x.dtype)
+    esize = torch.empty((), dtype=acc).element_size()
+    dx = torch.empty_like(x, dtype=acc) if need_dx else None
+    dw = torch.empty_like(w, dtype=acc, memory_format=torch.contiguous_format) if need_dw else None
+    per_sample = esize * ((c * h * wd if need_dx else 0) + (cw * kk * h * (wd + k - 1) if need_dw else 0))
+    step = max(1, CHUNK_BYTES // max(per_sample, 1))
+    for n0 in range(0, n, step):
+        sl = slice(n0, min(n, n0 + step))
+        gyv = gy[sl].unflatten(1, (g, cw))
+        if dx is not None:
+            _grad_x(dx[sl].unflatten(1, (g, cw)), gyv, w[sl], k)
+        if dw is not None:
+            if g <= kk:
+                _grad_w(dw[sl], gyv, x[sl], k)
+            else:
+                _grad_w_by_tap(dw[sl], gyv, x[sl].unflatten(1, (g, cw)), k)
+    return (dx.to(x.dtype) if dx is not None else None), (dw.to(w.dtype) if dw is not None else None)
+
+
+def _grad_x(dxv: torch.Tensor, gyv: torch.Tensor, w: torch.Tensor, k: int) -> None:
+    """dx (as its (N, G, Cw, H, W) view) = sum over taps of gy * w[tap], scattered back through the tap."""
+    h, wd = dxv.shape[-2:]
     wv = w.unsqueeze(1)
-    dx = dw = None
-    if need_dx:
-        dx = torch.zeros_like(x, dtype=_acc_dtype(x.dtype))
-        dxv = dx.unflatten(1, (g, cw))
-        for t, oy, ox, iy, ix in _taps(k, h, wd):
-            dxv[..., iy, ix].addcmul_(gyv[..., oy, ox], wv[:, :, :, t, oy, ox])
-        dx = dx.to(x.dtype)
-    if need_dw:
-        dw = torch.zeros_like(w, dtype=_acc_dtype(w.dtype))
-        for t, oy, ox, iy, ix in _taps(k, h, wd):
-            prod = gyv[..., oy, ox] * xv[..., iy, ix]
-            dw[:, :, t, oy, ox] = prod.sum(1, dtype=dw.dtype)
-        dw = dw.to(w.dtype)
-    return dx, dw
+    taps = _center_first(k, h, wd)
+    t0 = taps[0][0]
+    torch.mul(gyv, wv[:, :, :, t0], out=dxv)  # the centre tap covers the whole of dx
+    for t, oy, ox, iy, ix in taps[1:]:
+        dxv[..., iy, ix].addcmul_(gyv[..., oy, ox], wv[:, :, :, t, oy, ox])
+
+
+def _grad_w(dw: torch.Tensor, gyv: torch.Tensor, x: torch.Tensor, k: int) -> None:
+    """dw by channel group, on rows flattened at the padded width Wp = W + K - 1.
+
+    In that layout tap (a, b) of output pixel (i, j) reads padded x at ``(i + a) * Wp + j + b``, so
+    every tap is one contiguous window of the flat padded x and each of the C / Cw group passes is
+    a single ``addcmul_`` over (N, Cw, K, K, H * Wp) with a long contiguous inner axis; the Wp - W
+    extra columns per row are dropped when the result is copied into ``dw``.
+    """
+    n, g, cw, h, wd = gyv.shape
+    p = k // 2
+    wp, hp = wd + 2 * p, h + 2 * p + 1          # one extra bottom row keeps the last window in range
+    xp = F.pad(x, (p, p, p, p + 1)).contiguous().view(n, g, cw, hp * wp)
+    gyp = F.pad(gyv, (0, 2 * p)).contiguous().view(n, g, cw, 1, 1, h * wp)
+    sn, sg, sc, _ = xp.stride()
+    win = xp.as_strided((n, g, cw, k, k, h * wp), (sn, sg, sc, wp, 1, 1))
+    dwp = torch.zeros((n, cw, k, k, h * wp), dtype=dw.dtype, device=dw.device)
+    for j in range(g):   # (no ``out=`` first pass: under torch.compile it may re-stride dwp)
+        dwp.addcmul_(gyp[:, j], win[:, j])
+    dw.copy_(dwp.view(n, cw, k * k, h, wp)[..., :wd])
+
+
+def _grad_w_by_tap(dw: torch.Tensor, gyv: torch.Tensor, xv: torch.Tensor, k: int) -> None:
+    """dw tap by tap (for many channel groups per weight channel): sum over groups of gy * shifted x."""
+    h, wd = xv.shape[-2:]
+    dw.zero_()
+    for t, oy, ox, iy, ix in _taps(k, h, wd):
+        prod = gyv[..., oy, ox] * xv[..., iy, ix]
+        dw[:, :, t, oy, ox] = prod.sum(1, dtype=dw.dtype)

@@ -1,0 +1,281 @@
+"""Train suite: the cost of one training step (forward, loss, backward, optimiser step) per batch.
+
+The model is the *unfused* one in train mode (BatchNorm on batch statistics, stochastic depth only
+with ``--drop-path``), random inputs and labels, cross-entropy; models whose training forward
+returns two heads (distilled LSNet, RepViT) train with DeiT hard distillation as in the official
+recipes: ``0.5 * CE(head, y) + 0.5 * CE(head_dist, teacher_labels)`` (random teacher labels). Each
+step starts with ``zero_grad(set_to_none=True)``. ``--dtype amp`` is autocast (bfloat16 on CPU;
+float16 with a GradScaler on CUDA); pure float16/bfloat16 cells are skipped (train with amp). The
+compile engine compiles the model; its first call (compilation) and the warm-up are never timed.
+
+Without ``--batch-sizes`` the cells form an out-of-memory ladder (powers of two up to
+``--max-batch``, default 32 on CPU, 1024 on CUDA): the largest ok batch of a ladder is the largest
+batch that fits, printed after the summary table (:func:`largest_batches`).
+
+Columns: step-time percentiles (``latency_ms_*``), ``throughput_img_s`` = batch / p50 step time,
+``peak_mem_mb`` (CUDA: ``max_memory_allocated`` over the cell; CPU: peak RSS growth of the cell's
+own worker process), ``params_m``. ``extra``: see :func:`run`.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.base import seeded_weights
+from lsnet.model import SKA
+from lsnet.ops.ska import BACKENDS as SKA_BACKENDS
+from lsnet.ops.ska import resolve_backend
+from suites import guards, modelprep, timing
+from suites.cell import Cell, Context
+from suites.counting import count_params
+from suites.devices import is_cuda
+from suites.registry import Suite, register
+
+OPTIMIZERS = ("sgd", "adamw")
+SGD_MOMENTUM = 0.9
+ADAMW_WEIGHT_DECAY = 0.05
+MAX_BATCH = {"cpu": 32, "cuda": 1024}
+COMPILE_TORCH_SKA_WARNING = ("torch.compile gradients through the torch SKA backend differ from eager (known issue: "
+                             "times are of the compiled step, but its update is not the eager one)")
+PURE_HALF_REASON = ("pure {dtype} training (no float32 master weights, no loss scaling) is not a supported "
+                    "recipe; train with --dtype amp")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The train suite's options."""
+    optimizer: str = field(default="sgd", metadata={"help": "train: optimiser (sgd with momentum 0.9, or adamw)",
+                                                    "choices": OPTIMIZERS})
+    lr: float = field(default=1e-3, metadata={"help": "train: learning rate"})
+    grad_checkpointing: bool = field(default=False, metadata={
+        "help": "train: recompute activations in the backward (torch.utils.checkpoint per block; LSNet models)"})
+    drop_path: float = field(default=0.0, metadata={"help": "train: stochastic-depth rate (0 = off)"})
+    ska_backend: str = field(default="auto", metadata={"help": "train: SKA backend of LSNet models (auto = the "
+                                                               "fastest for the device)",
+                                                       "choices": ("auto",) + SKA_BACKENDS})
+
+    def validate(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if not 0 <= self.drop_path < 1:
+            raise ValueError(f"--drop-path must be in [0, 1), got {self.drop_path}")
+
+
+def skip_reason(cell: Cell) -> str | None:
+    """Why the train suite does not run ``cell`` (a skipped row), or None."""
+    if cell.dtype in ("float16", "bfloat16"):
+        return PURE_HALF_REASON.format(dtype=cell.dtype)
+    if cell.cuda_graphs:
+        return "--cuda-graphs is not supported by the train suite (the optimiser step is not captured)"
+    return None
+
+
+def make_optimizer(model: nn.Module, opts: Options) -> torch.optim.Optimizer:
+    """SGD with momentum 0.9, or AdamW (weight decay 0.05), over every parameter."""
+    if opts.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=opts.lr, momentum=SGD_MOMENTUM)
+    return torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=ADAMW_WEIGHT_DECAY)
+
+
+def training_loss(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor,
+                  teacher_labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy; for a (head, dist_head) pair, hard distillation 0.5 * CE(head) + 0.5 * CE(dist vs teacher)."""
+    if isinstance(out, tuple):
+        head, dist = out
+        return 0.5 * F.cross_entropy(head.float(), labels) + 0.5 * F.cross_entropy(dist.float(), teacher_labels)
+    return F.cross_entropy(out.float(), labels)
+
+
+def ska_backends(model: nn.Module, device: str) -> list[str]:
+    """The SKA backends ``model`` runs on ``device`` (``auto`` resolved); empty without SKA."""
+    return sorted({resolve_backend(m.backend, torch.device(device)) for m in model.modules() if isinstance(m, SKA)})
+
+
+@dataclass
+class TrainStep:
+    """A ready training step: ``run()`` is one step; the model, optimiser and scaler it updates."""
+    run: Callable[[], torch.Tensor]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    distilled: bool = False               # the last step trained two heads (hard distillation)
+    last_loss: torch.Tensor | None = None
+
+
+def prepare(cell: Cell, num_classes: int = 1000, seed: int = 0) -> TrainStep:
+    """Build the cell's training step (model, data, optimiser, engine) without running it."""
+    opts: Options = cell.opts
+    with seeded_weights():
+        model = modelprep.build_model(cell, num_classes=num_classes, train=True,
+                                      drop_path_rate=opts.drop_path if opts.drop_path > 0 else None)
+    if opts.grad_checkpointing:
+        if not hasattr(model, "set_grad_checkpointing"):
+            raise NotImplementedError(f"{cell.model} has no set_grad_checkpointing (LSNet models have it)")
+        model.set_grad_checkpointing(True)
+    if opts.ska_backend != "auto":
+        for m in model.modules():
+            if isinstance(m, SKA):
+                m.backend = opts.ska_backend
+    guards.check_fits(cell)
+    g = torch.Generator().manual_seed(seed)
+    x = modelprep.make_input(cell, seed=seed)
+    labels = torch.randint(0, num_classes, (cell.batch_size,), generator=g).to(cell.device)
+    teacher = torch.randint(0, num_classes, (cell.batch_size,), generator=g).to(cell.device)
+    optimizer = make_optimizer(model, opts)
+    scaler = torch.amp.GradScaler("cuda") if cell.dtype == "amp" and is_cuda(cell.device) else None
+    forward = torch.compile(model, mode=cell.compile_mode or None) if cell.engine == "compile" else model
+    ts = TrainStep(lambda: torch.zeros(()), model, optimizer, scaler)
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        with modelprep.autocast_context(cell):
+            out = forward(x)
+            loss = training_loss(out, labels, teacher)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        ts.distilled, ts.last_loss = isinstance(out, tuple), loss
+        return loss
+
+    ts.run = step
+    return ts
+
+
+def state_bytes(step: TrainStep) -> dict[str, int]:
+    """Exact bytes of parameters, gradients and optimiser state (after at least one step)."""
+    params = list(step.model.parameters())
+    opt_state = sum(t.numel() * t.element_size() for s in step.optimizer.state.values() for t in s.values()
+                    if isinstance(t, torch.Tensor))
+    return {"param_bytes": sum(p.numel() * p.element_size() for p in params),
+            "grad_bytes": sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None),
+            "optimizer_state_bytes": opt_state,
+            "buffer_bytes": sum(b.numel() * b.element_size() for b in step.model.buffers())}
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _rss_bytes() -> int:
+    import psutil
+    return psutil.Process().memory_info().rss
+
+
+@contextlib.contextmanager
+def _peak_memory(cell: Cell, ctx: Context) -> Iterator[dict[str, Any]]:
+    """Measure the cell's peak memory growth; fills ``{"peak_bytes", "method"}`` (peak None if unmeasurable)."""
+    out: dict[str, Any] = {"peak_bytes": None, "method": None}
+    if is_cuda(cell.device):
+        dev = torch.device(cell.device)
+        torch.cuda.synchronize(dev)
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        yield out
+        torch.cuda.synchronize(dev)
+        out.update(peak_bytes=torch.cuda.max_memory_allocated(dev) - base, method="torch.cuda.max_memory_allocated")
+        return
+    base = _rss_bytes()
+    yield out
+    if ctx.isolated:
+        out.update(peak_bytes=max(0, _peak_rss_bytes() - base), method="peak RSS growth of an isolated worker process")
+    else:
+        out["method"] = "not measured: CPU cells need a worker process of their own (not --isolation inline)"
+
+
+def run(cell: Cell, ctx: Context) -> dict[str, Any]:
+    """Time training steps of ``cell``; the row's measurement columns and ``extra``.
+
+    ``extra`` keys: optimizer, lr, amp (bool), amp_dtype, grad_scaler (bool), grad_checkpointing,
+    drop_path, loss (``cross_entropy`` or ``hard_distillation``), ska_backend (list of the SKA
+    backends run, empty without SKA), timer, memory_method, param_bytes, grad_bytes,
+    optimizer_state_bytes, buffer_bytes, state_mb (parameters + gradients + optimiser state),
+    activations_mb (peak minus state; None where the peak was not measured), final_loss,
+    compile_mode (compile engine).
+    """
+    reason = skip_reason(cell)
+    if reason:
+        return {"status": "skipped", "error": reason}
+    opts: Options = cell.opts
+    try:
+        with _peak_memory(cell, ctx) as mem:
+            step = prepare(cell)
+            samples = timing.measure(step.run, timing.timer_for(cell.device), warmup=cell.warmup,
+                                     min_time=cell.min_time, min_samples=cell.min_samples)
+            loss = float(step.last_loss.detach()) if step.last_loss is not None else None
+    except NotImplementedError as exc:
+        return {"status": "skipped", "error": str(exc)}
+    sizes = state_bytes(step)
+    state = sizes["param_bytes"] + sizes["grad_bytes"] + sizes["optimizer_state_bytes"]
+    summary = timing.summarize(samples)
+    peak = mem["peak_bytes"]
+    amp = cell.dtype == "amp"
+    extra: dict[str, Any] = {
+        "optimizer": opts.optimizer, "lr": opts.lr, "amp": amp,
+        "amp_dtype": ("float16" if is_cuda(cell.device) else "bfloat16") if amp else None,
+        "grad_scaler": step.scaler is not None, "grad_checkpointing": opts.grad_checkpointing,
+        "drop_path": opts.drop_path, "loss": "hard_distillation" if step.distilled else "cross_entropy",
+        "ska_backend": ska_backends(step.model, cell.device), "timer": type(timing.timer_for(cell.device)).__name__,
+        "memory_method": mem["method"], **sizes, "state_mb": state / 2**20,
+        "activations_mb": max(0, peak - state) / 2**20 if peak is not None else None, "final_loss": loss,
+    }
+    if cell.engine == "compile":
+        extra["compile_mode"] = cell.compile_mode or "default"
+    out: dict[str, Any] = {**summary, "throughput_img_s": cell.batch_size * 1000.0 / summary["latency_ms_p50"],
+                           "params_m": count_params(step.model) / 1e6, "samples": samples, "extra": extra,
+                           "peak_mem_mb": peak / 2**20 if peak is not None else None}
+    warnings = [f"peak_mem_mb {mem['method']}"] if peak is None else []
+    if cell.engine == "compile" and "torch" in extra["ska_backend"]:
+        warnings.append(COMPILE_TORCH_SKA_WARNING)
+    if warnings:
+        out["warnings"] = warnings
+    return out
+
+
+GroupKey = tuple[str, str, str, str, str]
+
+
+def largest_batches(rows: list[dict[str, Any]]) -> dict[GroupKey, int | None]:
+    """The largest batch with an ok row per (model, engine, device, dtype, options) of train rows
+    (None when every batch that ran failed; groups of skipped rows only are left out): on a
+    ladder, the largest batch that fits."""
+    best: dict[GroupKey, int | None] = {}
+    for r in rows:
+        if r.get("suite") != "train" or r.get("status") == "skipped":
+            continue
+        opts = (r.get("cell") or {}).get("options") or {}
+        key = (r["model"], r.get("engine") or "eager", r["device"], r["dtype"],
+               ",".join(f"{k}={v}" for k, v in sorted(opts.items())))
+        prev = best.setdefault(key, None)
+        if r.get("status") == "ok" and (prev is None or r["batch_size"] > prev):
+            best[key] = r["batch_size"]
+    return best
+
+
+def console_summary(rows: list[dict[str, Any]]) -> str:
+    """Lines for the console: the largest batch that trained per model, engine, device and dtype."""
+    best = largest_batches(rows)
+    if not best:
+        return ""
+    lines = ["train: largest batch that fits (largest ok batch of each model's ladder)"]
+    for (model, engine, device, dtype, _), b in best.items():
+        lines.append(f"  {model}  {engine}  {device}  {dtype}  {b if b is not None else 'none (no batch ran ok)'}")
+    return "\n".join(lines)
+
+
+SUITE = register(Suite("train", run, __name__, "training-step time, images/s and peak memory (an out-of-memory ladder)",
+                       plan="ladder", own_process=lambda cell: not is_cuda(cell.device), options=Options,
+                       engines=("eager", "compile"), max_batch=MAX_BATCH, console_summary=console_summary))
