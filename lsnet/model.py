@@ -1,11 +1,10 @@
 """LSNet ("See Large, Focus Small", CVPR 2025): the official architecture, state-dict compatible.
 
 Wang, Ao et al. "LSNet: See Large, Focus Small." CVPR 2025, arXiv:2503.23135.
-Every fact used here is written out in ``shared/lsnet/README.md``.
+The architecture, state-dict layout and parameter counts are those of the official LSNet release.
 """
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -84,16 +83,16 @@ class FusedLSConv(nn.Module):
 
 
 def attention_bias_idxs(resolution: int) -> tuple[torch.Tensor, int]:
-    """LeViT offset table over an R x R grid: (N, N) indices into M distinct (|dy|, |dx|) offsets."""
-    points = list(itertools.product(range(resolution), range(resolution)))
-    offsets: dict[tuple[int, int], int] = {}
-    idxs = []
-    for p1 in points:
-        for p2 in points:
-            off = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
-            idxs.append(offsets.setdefault(off, len(offsets)))
-    n = len(points)
-    return torch.tensor(idxs, dtype=torch.long).view(n, n), len(offsets)
+    """LeViT offset table over an R x R grid: (N, N) indices into M distinct (|dy|, |dx|) offsets.
+
+    The official code numbers offsets in the order a row-major scan over point pairs first meets
+    them; the first point (0, 0) already meets every offset (|dy|, |dx|) in row-major order, so the
+    index of an offset is |dy| * R + |dx| and M = R * R.
+    """
+    r = torch.arange(resolution)
+    ys, xs = r.repeat_interleave(resolution), r.repeat(resolution)
+    idxs = (ys[:, None] - ys[None, :]).abs() * resolution + (xs[:, None] - xs[None, :]).abs()
+    return idxs, resolution * resolution
 
 
 class Attention(nn.Module):

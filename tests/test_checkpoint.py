@@ -106,3 +106,57 @@ def test_distilled_checkpoint_into_plain_model(tmp_path):
     torch.save({"model": lsnet.create_model("lsnet_t_distill", num_classes=10, img_size=64).state_dict()}, path)
     with pytest.raises(CheckpointError, match="unexpected keys: head_dist"):
         load_checkpoint(lsnet.create_model("lsnet_t", num_classes=10, img_size=64), path)
+
+
+def test_directory_and_empty_file_are_named(tmp_path):
+    with pytest.raises(CheckpointError, match="is a directory; give the checkpoint file inside it"):
+        load_checkpoint(lsnet.create_model("lsnet_t"), tmp_path)
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.pth: empty file \(0 bytes\)"):
+        load_checkpoint(lsnet.create_model("lsnet_t"), tmp_path / "empty.pth")
+
+
+def test_crc_mismatch_in_a_zip_member_is_detected(source, tmp_path):
+    path = tmp_path / "flip.pth"
+    torch.save({"model": source.state_dict()}, path)
+    import zipfile
+    with zipfile.ZipFile(path) as zf:
+        info = max(zf.infolist(), key=lambda i: i.file_size)      # the largest tensor's storage
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 64
+    data[start] ^= 0xFF                                          # one flipped byte inside the member
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"corrupt checkpoint \\(CRC mismatch in member {info.filename}\\)"):
+        load_checkpoint(lsnet.create_model("lsnet_t", num_classes=10, img_size=64), path)
+
+
+def test_non_finite_and_non_floating_values_are_refused(source, tmp_path):
+    sd = dict(source.state_dict())
+    key = next(k for k, v in sd.items() if v.is_floating_point() and v.numel() > 1)
+    nan = {**sd, key: sd[key].clone().fill_(float("nan"))}
+    torch.save({"model": nan}, tmp_path / "nan.pth")
+    with pytest.raises(CheckpointError, match=f"non-finite values \\(NaN or Inf\\) in 1 tensor\\(s\\): {key}"):
+        load_checkpoint(lsnet.create_model("lsnet_t", num_classes=10, img_size=64), tmp_path / "nan.pth")
+    ints = {**sd, key: sd[key].to(torch.int64)}
+    torch.save({"model": ints}, tmp_path / "int.pth")
+    with pytest.raises(CheckpointError, match=f"non-floating tensors for floating parameters: {key} \\(torch.int64\\)"):
+        load_checkpoint(lsnet.create_model("lsnet_t", num_classes=10, img_size=64), tmp_path / "int.pth")
+
+
+@pytest.mark.parametrize("name", ["w.PTH", "w.SafeTensors"])
+def test_suffix_case(source, tmp_path, name):
+    path = tmp_path / name
+    if name.lower().endswith(".safetensors"):
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    else:
+        torch.save({"model": source.state_dict()}, path)
+    load_checkpoint(lsnet.create_model("lsnet_t", num_classes=10, img_size=64), path)
+
+
+def test_messages_never_suggest_weights_only_false(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "cfg": object()}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(lsnet.create_model("lsnet_t"), path)
+    assert "weights_only" not in str(info.value) and "expected a torch .pth" in str(info.value)

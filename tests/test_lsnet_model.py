@@ -117,3 +117,19 @@ def test_fused_equals_unfused_float64(name, fuse_check):
     assert err < 1e-12
     assert next(fused.parameters()).dtype == torch.float64
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+
+
+@pytest.mark.parametrize("resolution", [1, 2, 4, 7, 14])
+def test_attention_bias_index_table_equals_the_official_loops(resolution):
+    import itertools
+
+    from lsnet.model import attention_bias_idxs
+    points = list(itertools.product(range(resolution), range(resolution)))
+    offsets, idxs = {}, []
+    for p1 in points:                                  # the official construction
+        for p2 in points:
+            off = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
+            idxs.append(offsets.setdefault(off, len(offsets)))
+    table, m = attention_bias_idxs(resolution)
+    assert m == len(offsets) and table.dtype == torch.long
+    assert torch.equal(table, torch.tensor(idxs).view(len(points), len(points)))
