@@ -33,6 +33,19 @@ class Run:
         return shlex.join(map(str, argv)) if isinstance(argv, list) and argv else None
 
     @property
+    def partial(self) -> str | None:
+        """Why this folder's sweep is incomplete (its last session did not complete), or None."""
+        sessions = self.env.get("sessions") or []
+        last = sessions[-1] if sessions and isinstance(sessions[-1], dict) else {}
+        reason = last.get("end_reason")
+        if not sessions or reason == "completed":
+            return None
+        if reason is None:
+            return "the sweep is still running or was killed (no end recorded); finish it with --resume"
+        return (f"the sweep was {reason} after {last.get('measured_cells')} of {last.get('planned_cells')} cells; "
+                "finish it with --resume")
+
+    @property
     def run_id(self) -> str:
         ids = self.rows["run_id"].dropna().astype(str).unique() if len(self.rows) else []
         return ids[0] if len(ids) else self.path.name
@@ -66,12 +79,21 @@ def _bool(v: Any) -> bool | None:
 
 
 def load_run(path: str | os.PathLike) -> Run:
-    """Read a results folder. results.json rows (with ``extra``) are preferred; results.csv is the fallback."""
+    """Read a results folder: results.jsonl rows (with ``extra``), else results.json, else results.csv.
+    Unreadable files raise :class:`ResultsError` naming the folder."""
     path = Path(path)
     if not path.is_dir():
         raise ResultsError(f"results folder {path}: no such directory (expected results.csv/results.json from a run)")
-    rows: list[dict[str, Any]] | None = None
     jpath, lpath, cpath = path / "results.json", path / "results.jsonl", path / "results.csv"
+    try:
+        return _read_run(path, jpath, lpath, cpath)
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError, OSError) as e:
+        raise ResultsError(f"results folder {path}: unreadable results ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def _read_run(path: Path, jpath: Path, lpath: Path, cpath: Path) -> Run:
+    rows: list[dict[str, Any]] | None = None
     if lpath.is_file():   # the rows as written, including those of a session that has not ended
         rows = read_jsonl(lpath)
     elif jpath.is_file():

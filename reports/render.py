@@ -297,6 +297,7 @@ class Report:
             accuracy_table=html_table(self.acc.astype(object), ["model", "top1_source", "top1", "top5", "distilled",
                                                                 "eval_px", "detail"]),
             failures=html_table(fails.astype(object)) if len(fails) else None,
+            partial=[f"{self._run_label(r)}: {why}" for r in self.runs if (why := r.partial)],
             runs=[{"label": self._run_label(r), "path": str(r.path), "command": r.command,
                    "env_table": _env_table(r.env)} for r in self.runs])
 

@@ -171,3 +171,42 @@ def test_folder_from_the_real_writer(tmp_path):
     text = reports.render(tmp_path).read_text()
     assert "Writer CPU" in text and "lsnet-bench --suite latency" in text and "proxy:v1-seed0-150steps" in text
     assert "share of operator time" in text and "budget 150 steps" in text
+
+
+def test_reports_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "results.csv").write_bytes(b"")
+    (tmp_path / "binary").mkdir()
+    (tmp_path / "binary" / "results.csv").write_bytes(b"\xff\xfe\x00garbage")
+    for folder in ("empty", "binary"):
+        assert cli([str(tmp_path / folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "unreadable results" in err and "Traceback" not in err
+    (tmp_path / "file").write_text("x")
+    assert cli([str(CANNED), "-o", str(tmp_path / "file" / "r.html")]) == 2
+    assert "cannot write the report" in capsys.readouterr().err
+
+
+def test_partial_runs_are_said_to_be_partial(run_dir):
+    env = {"argv": ["lsnet-bench"], "sessions": [{"end_reason": "interrupted", "measured_cells": 3,
+                                                  "planned_cells": 9}]}
+    (run_dir / "env.json").write_text(json.dumps(env))
+    text = reports.render(run_dir).read_text()
+    assert "Partial results." in text and "interrupted after 3 of 9 cells" in text
+
+
+def test_compare_calls_a_difference_only_when_the_intervals_exclude_one():
+    from reports.compare import compare, format_table
+    base = {"suite": "latency", "engine": "eager", "device_name": "cpu", "dtype": "float32", "channels_last": False,
+            "compile": False, "fused": True, "batch_size": 1, "resolution": 224, "status": "ok"}
+
+    def rows(**lat):
+        return pd.DataFrame([{**base, "model": m, "latency_ms_p50": p, "latency_ms_ci_low": lo,
+                              "latency_ms_ci_high": hi} for m, (p, lo, hi) in lat.items()])
+    a = rows(lsnet_t=(9.30, 9.20, 9.40), repvit_m0_9=(10.0, 9.9, 10.1))
+    b = rows(lsnet_t=(9.34, 9.25, 9.45), repvit_m0_9=(12.0, 11.9, 12.1))
+    out = compare(a, b).set_index("model")
+    assert out.loc["lsnet_t", "verdict"].startswith("no difference")
+    assert out.loc["repvit_m0_9", "verdict"] == "B slower" and out.loc["repvit_m0_9", "low"] > 1
+    assert "repvit_m0_9 eager float32 bs1: 1.200x" in format_table(out.reset_index())
+    assert cli(["compare", str(CANNED), str(CANNED)]) == 0
