@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1,
                    help="time each cell of a timed suite in this many fresh processes; rows report the "
                         "between-process spread")
+    p.add_argument("--parity-tol", type=float, default=None,
+                   help="largest relative error of an engine's output from eager float32 (default: 1e-4 for "
+                        "float32, 5e-2 for 16-bit); above it the row is an error")
     p.add_argument("--pin-cores", default=None, metavar="CORES",
                    help="run every cell on these CPU cores only, e.g. 0-1 (os.sched_setaffinity)")
     p.add_argument("--out", default=None, help="run folder (default: a new timestamped folder under results/); "
@@ -190,7 +193,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for flag, value, allow_zero in (("--threads", args.threads, False), ("--resolution", args.resolution, False),
                                     ("--max-batch", args.max_batch, False), ("--min-samples", args.min_samples, False),
                                     ("--warmup", args.warmup, True), ("--min-time", args.min_time, True),
-                                    ("--cell-timeout", args.cell_timeout, False), ("--repeats", args.repeats, False)):
+                                    ("--cell-timeout", args.cell_timeout, False), ("--repeats", args.repeats, False),
+                                    ("--parity-tol", args.parity_tol, False)):
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
@@ -341,7 +345,7 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
                    channels_last=args.channels_last, cuda_graphs=args.cuda_graphs, compile_mode=args.compile_mode,
                    fused=not args.no_fuse, resolution=args.resolution, threads=args.threads or torch.get_num_threads(),
                    warmup=args.warmup, min_time=args.min_time, min_samples=args.min_samples,
-                   repeats=args.repeats, pin_cores=args.pin_cores)
+                   repeats=args.repeats, pin_cores=args.pin_cores, parity_tol=args.parity_tol)
     return args, plan_kw
 
 

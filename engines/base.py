@@ -94,7 +94,8 @@ def check_parity(cell: Cell, step: Step, reference: torch.Tensor, x: torch.Tenso
                  tolerance: float | None = None) -> float:
     """``step.parity_rel`` from ``step.infer(x)`` against ``reference``; ParityError above the tolerance."""
     rel = relative_error(step.infer(x), reference)
-    limit = PARITY_TOLERANCE[cell.dtype] if tolerance is None else tolerance
+    limit = tolerance if tolerance is not None else cell.parity_tol if cell.parity_tol is not None \
+        else PARITY_TOLERANCE[cell.dtype]
     step.parity_rel = rel
     if not rel <= limit:
         raise ParityError(f"{cell.engine} output differs from eager float32 by {rel:.3g} (relative), above the "

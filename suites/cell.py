@@ -32,6 +32,7 @@ class Cell:
     min_samples: int = 30
     repeats: int = 1                # timed in this many fresh processes (the between-process spread)
     pin_cores: str | None = None    # run on these cores only, e.g. "0-1"
+    parity_tol: float | None = None  # an engine's largest relative error from eager float32 (None: by dtype)
     options: Any = None             # the suite's Options instance; None = its defaults
 
     @property

@@ -48,6 +48,9 @@ def test_parity_above_the_tolerance_is_an_error_stating_the_figure():
     with pytest.raises(ParityError, match=r"differs from eager float32 by 0\.01 .* tolerance 0\.0001"):
         check_parity(Cell("latency", "m", engine="onnxruntime"), step, x, x)
     assert check_parity(Cell("latency", "m", dtype="float16"), step, x, x) == pytest.approx(0.01)
+    assert check_parity(Cell("latency", "m", parity_tol=0.02), step, x, x) == pytest.approx(0.01)
+    with pytest.raises(ParityError, match="tolerance 0.001"):
+        check_parity(Cell("latency", "m", dtype="float16", parity_tol=1e-3), step, x, x)
     assert step.parity_rel == pytest.approx(0.01)
 
 
