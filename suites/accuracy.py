@@ -28,6 +28,7 @@ import engines
 from suites import zoo
 from suites.cell import Cell, Context
 from suites.counting import count_params
+from suites.devices import is_cuda
 from suites.registry import Suite, register
 
 DATASETS = ("imagefolder", "proxy", "published")
@@ -138,7 +139,7 @@ def _imagefolder(cell: Cell, ctx: Context) -> dict[str, Any]:
     workers = o.workers if o.workers is not None else min(8, os.cpu_count() or 1)
     batch = o.eval_batch_size or cell.batch_size
     loader = DataLoader(ds, batch_size=batch, shuffle=False, num_workers=workers,
-                        pin_memory=cell.device.startswith("cuda"), persistent_workers=False)
+                        pin_memory=is_cuda(cell.device), persistent_workers=False)
     k = min(5, n_classes)
     c1 = c5 = n_ok = 0
     bad: list[str] = []

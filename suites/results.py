@@ -32,7 +32,7 @@ def now_iso() -> str:
 
 def new_run_id() -> str:
     """Local time to the millisecond plus a random suffix: unique even for runs started together."""
-    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + os.urandom(2).hex()
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + os.urandom(4).hex()
 
 
 def make_row(run_id: str, cell: Cell, out: dict[str, Any]) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def gc_paused() -> Iterator[None]:
 
 def timer_for(device: str) -> Timer:
     """The right timer for ``device``: CUDA events on GPUs, the wall clock on CPU."""
-    return CudaEventTimer(device) if str(device).startswith("cuda") else CpuTimer()
+    from suites.devices import is_cuda
+    return CudaEventTimer(device) if is_cuda(str(device)) else CpuTimer()
 
 
 def warm_up(fn: Callable[[], Any], timer: Timer, seconds: float, min_calls: int = 2,

@@ -42,8 +42,6 @@ OPTIMIZERS = ("sgd", "adamw")
 SGD_MOMENTUM = 0.9
 ADAMW_WEIGHT_DECAY = 0.05
 MAX_BATCH = {"cpu": 32, "cuda": 1024}
-COMPILE_TORCH_SKA_WARNING = ("torch.compile gradients through the torch SKA backend differ from eager (known issue: "
-                             "times are of the compiled step, but its update is not the eager one)")
 PURE_HALF_REASON = ("pure {dtype} training (no float32 master weights, no loss scaling) is not a supported "
                     "recipe; train with --dtype amp")
 
@@ -213,14 +211,14 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     try:
         with _peak_memory(cell, ctx) as mem:
             step = prepare(cell)
-            samples = timing.measure(step.run, timing.timer_for(cell.device), warmup=cell.warmup,
-                                     min_time=cell.min_time, min_samples=cell.min_samples)
+            sampled = timing.measure_stable(step.run, timing.timer_for(cell.device), warmup=cell.warmup,
+                                            min_time=cell.min_time, min_samples=cell.min_samples)
             loss = float(step.last_loss.detach()) if step.last_loss is not None else None
     except NotImplementedError as exc:
         return {"status": "skipped", "error": str(exc)}
     sizes = state_bytes(step)
     state = sizes["param_bytes"] + sizes["grad_bytes"] + sizes["optimizer_state_bytes"]
-    summary = timing.summarize(samples)
+    summary = timing.trusted(sampled)
     peak = mem["peak_bytes"]
     amp = cell.dtype == "amp"
     extra: dict[str, Any] = {
@@ -229,19 +227,16 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
         "grad_scaler": step.scaler is not None, "grad_checkpointing": opts.grad_checkpointing,
         "drop_path": opts.drop_path, "loss": "hard_distillation" if step.distilled else "cross_entropy",
         "ska_backend": ska_backends(step.model, cell.device), "timer": type(timing.timer_for(cell.device)).__name__,
-        "memory_method": mem["method"], **sizes, "state_mb": state / 2**20,
+        "memory_method": mem["method"], **sizes, "state_mb": state / 2**20, **summary.pop("stalls"),
         "activations_mb": max(0, peak - state) / 2**20 if peak is not None else None, "final_loss": loss,
     }
     if cell.engine == "compile":
         extra["compile_mode"] = cell.compile_mode or "default"
     out: dict[str, Any] = {**summary, "throughput_img_s": cell.batch_size * 1000.0 / summary["latency_ms_p50"],
-                           "params_m": count_params(step.model) / 1e6, "samples": samples, "extra": extra,
+                           "params_m": count_params(step.model) / 1e6, "extra": extra,
                            "peak_mem_mb": peak / 2**20 if peak is not None else None}
-    warnings = [f"peak_mem_mb {mem['method']}"] if peak is None else []
-    if cell.engine == "compile" and "torch" in extra["ska_backend"]:
-        warnings.append(COMPILE_TORCH_SKA_WARNING)
-    if warnings:
-        out["warnings"] = warnings
+    if peak is None:
+        out["warnings"] = [*out["warnings"], f"peak_mem_mb {mem['method']}"]
     return out
 
 
@@ -278,4 +273,4 @@ def console_summary(rows: list[dict[str, Any]]) -> str:
 
 SUITE = register(Suite("train", run, __name__, "training-step time, images/s and peak memory (an out-of-memory ladder)",
                        plan="ladder", own_process=lambda cell: not is_cuda(cell.device), options=Options,
-                       engines=("eager", "compile"), max_batch=MAX_BATCH, console_summary=console_summary))
+                       engines=("eager", "compile"), max_batch=MAX_BATCH, console_summary=console_summary, timed=True))

@@ -99,11 +99,29 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.backend = backend
 
 
+@torch.library.custom_op("lsnet::ska_backward", mutates_args=())
+def _ska_backward_op(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, backend: str, need_dx: bool,
+                     need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dx, dw) of ``ska`` as one opaque op, so torch.compile never traces into a backend's in-place,
+    view-based backward (it would functionalise it wrongly); a gradient not needed is an empty tensor."""
+    fmt = _memory_format(x)
+    dx, dw = _impl(backend).backward(gy.contiguous(memory_format=fmt), x, w, need_dx, need_dw)
+    return (x.new_empty(0) if dx is None else dx.contiguous(memory_format=fmt)), \
+        (w.new_empty(0) if dw is None else dw.contiguous())
+
+
+@_ska_backward_op.register_fake
+def _(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, backend: str, need_dx: bool,
+      need_dw: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    dx = torch.empty_like(x, memory_format=_memory_format(x)) if need_dx else x.new_empty(0)
+    return dx, (torch.empty(w.shape, dtype=w.dtype, device=w.device) if need_dw else w.new_empty(0))
+
+
 def _backward(ctx, gy: torch.Tensor):
     x, w = ctx.saved_tensors
-    dx, dw = _impl(ctx.backend).backward(gy.contiguous(memory_format=_memory_format(x)), x, w,
-                                         ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-    return dx, dw, None
+    need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    dx, dw = _ska_backward_op(gy, x, w, ctx.backend, need_dx, need_dw)
+    return (dx if need_dx else None), (dw if need_dw else None), None
 
 
 _ska_op.register_autograd(_backward, setup_context=_setup_context)
