@@ -7,9 +7,9 @@ import time
 import torch
 
 import lsnet
-from suites import sweep, timing
 from executors.base import Task
 from executors.local import LocalExecutor
+from suites import sweep, timing
 from suites.cell import Cell, Context
 from suites.results import ResultWriter
 
@@ -29,14 +29,16 @@ def _lsnet_t_bs1_ms() -> float:
 
 def test_timing_loop_overhead(benchmark):
     """Harness time per timed iteration: the sample loop around a no-op (timer, bookkeeping, clock)."""
-    benchmark.extra_info["calibration"] = "python"
     timer = timing.CpuTimer()
     kwargs = {"min_time": 0.0, "min_samples": LOOP, "max_samples": LOOP}
     benchmark.pedantic(timing.sample, (_noop, timer), kwargs, rounds=20, warmup_rounds=2)
-    if benchmark.stats is None:  # --benchmark-disable: time the loop directly
-        t0 = time.perf_counter()
-        timing.sample(_noop, timer, **kwargs)
-        overhead_ms = (time.perf_counter() - t0) / LOOP * 1e3
+    if benchmark.stats is None:  # --benchmark-disable: time the loop directly, best of 5 (a stall hits one)
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            timing.sample(_noop, timer, **kwargs)
+            runs.append((time.perf_counter() - t0) / LOOP * 1e3)
+        overhead_ms = min(runs)
     else:
         overhead_ms = benchmark.stats.stats.min / LOOP * 1e3
     model_ms = _lsnet_t_bs1_ms()
@@ -49,7 +51,6 @@ def test_timing_loop_overhead(benchmark):
 
 def test_cell_bookkeeping_overhead(benchmark, tmp_path, monkeypatch):
     """Everything the sweep does around one cell except measuring it: row, CSV + JSON writes, progress."""
-    benchmark.extra_info["calibration"] = "python"
     samples = [1.0 + i * 1e-3 for i in range(30)]
     outcome = {"result": {"status": "ok", **timing.summarize(samples), "samples": samples, "extra": {}},
                "machine": {"host": "h", "device_name": "cpu", "threads": torch.get_num_threads()}}
