@@ -28,6 +28,7 @@ def _ort() -> Any:
 class OnnxRuntime(Engine):
     name = "onnxruntime"
     provider_cpu, provider_cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
+    ska_translation = "conv"      # fewest nodes: ONNX Runtime pays a fixed cost per node
 
     def unavailable(self) -> str | None:
         try:
@@ -70,7 +71,8 @@ class OnnxRuntime(Engine):
                 checkpoint: str | None = None) -> Iterator[Step]:
         x_ref = parity_input(cell)
         ref = eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
-        path, params = exported(cell, ctx, num_classes=num_classes, checkpoint=checkpoint)
+        path, params, ska = exported(cell, ctx, num_classes=num_classes, checkpoint=checkpoint,
+                                     ska=self.ska_translation)
         sess = self.session(cell, str(path))
         name = sess.get_inputs()[0].name
         np_dtype = "float16" if cell.dtype == "float16" else "float32"
@@ -85,7 +87,8 @@ class OnnxRuntime(Engine):
 
         so = sess.get_session_options()
         info = {"onnx": str(path), "providers": sess.get_providers(), "ort_version": _ort().__version__,
-                "intra_op_threads": so.intra_op_num_threads, "graph_optimization": str(so.graph_optimization_level)}
+                "intra_op_threads": so.intra_op_num_threads, "graph_optimization": str(so.graph_optimization_level),
+                "ska_translation": ska}
         def profile(runs: int, trace_dir: Path) -> list[tuple[str, str, float]]:
             """ONNX Runtime's profiler on a session of its own: every node's kernel time over ``runs``."""
             prof = self.session(cell, str(path), profile_prefix=str(trace_dir / "onnxruntime"))

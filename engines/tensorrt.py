@@ -16,6 +16,7 @@ PROVIDER = "TensorrtExecutionProvider"
 
 class TensorRT(OnnxRuntime):
     name = "tensorrt"
+    ska_translation = "shift"     # TensorRT fuses the point-wise chain; the conv form writes K*K copies of x
 
     def unavailable(self) -> str | None:
         why = super().unavailable()
@@ -33,7 +34,7 @@ class TensorRT(OnnxRuntime):
             return "TensorRT needs a CUDA device"
         return super().skip_reason(cell)
 
-    def session(self, cell: Cell, path: str) -> Any:
+    def session(self, cell: Cell, path: str, profile_prefix: str | None = None) -> Any:
         ort = _ort()
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

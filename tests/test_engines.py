@@ -10,7 +10,7 @@ import torch
 
 import engines
 import run_bench
-from engines.base import ParityError, Step, check_parity
+from engines.base import ParityError, Step, check_parity, eager_reference, relative_error
 from suites import registry
 from suites.cell import Cell, Context
 
@@ -63,9 +63,27 @@ def test_engine_matches_eager_and_keeps_its_artifact(engine, tmp_path):
         assert step.parity_rel < 1e-4
         assert step.params == sum(p.numel() for p in _fused("lsnet_t").parameters())
     (onnx_file,) = (tmp_path / "artifacts").glob("*.onnx")
-    assert onnx_file.name.startswith("lsnet_t_r64_float32_fused")
+    translation = engines.get(engine).ska_translation
+    assert onnx_file.name == f"lsnet_t_r64_float32_fused_ska-{translation}.onnx"
+    assert step.info["ska_translation"] == translation
     if engine == "openvino":
         assert step.info["used"]["INFERENCE_PRECISION_HINT"].lower() in ("f32", "float32")
+        assert step.info["static_shape"] == [2, 3, 64, 64]
+
+
+def test_openvino_compiles_the_cell_batch_and_pads_other_batches(tmp_path):
+    """The timed model has the cell's static batch; infer() on fewer or more images (parity, the last
+    batch of an evaluation) pads to it and returns exactly the images asked for."""
+    cell = Cell("latency", "starnet_s1", engine="openvino", resolution=32, batch_size=3, threads=1)
+    x = torch.randn(7, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    ref = eager_reference(cell, x)
+    with engines.get("openvino").prepare(cell, Context(run_dir=tmp_path)) as step:
+        for n in (1, 3, 7):
+            out = step.infer(x[:n])
+            assert out.shape == (n, 1000)
+            assert relative_error(out, ref[:n]) < 1e-4
+    (onnx_file,) = (tmp_path / "artifacts").glob("*.onnx")
+    assert onnx_file.name == "starnet_s1_r32_float32_fused.onnx"       # no SKA in StarNet: no translation
 
 
 def _fused(name):
@@ -89,7 +107,8 @@ def test_engines_through_the_cli(tmp_path):
         assert rows[(suite, "tensorrt")]["status"] == "skipped"
     assert rows[("throughput", "openvino")]["extra"]["used"]["PERFORMANCE_HINT"] == "THROUGHPUT"
     assert rows[("latency", "openvino")]["extra"]["used"]["PERFORMANCE_HINT"] == "LATENCY"
-    assert list((out / "artifacts").glob("lsnet_t_r64_float32_fused.onnx"))
+    assert sorted(p.name for p in (out / "artifacts").glob("*.onnx")) == [
+        "lsnet_t_r64_float32_fused_ska-conv.onnx", "lsnet_t_r64_float32_fused_ska-shift.onnx"]
 
 
 def test_profile_and_accuracy_run_through_engines():

@@ -1,5 +1,6 @@
-"""ONNX export: the SKA translation against the reference at many shapes (dynamic batch), and whole
-zoo models in ONNX Runtime and OpenVINO against eager float32 (max |diff| / max |ref| < 1e-4)."""
+"""ONNX export: both SKA translations against the reference at many shapes (dynamic batch), in ONNX
+Runtime and OpenVINO, and whole zoo models in both engines against eager float32 (max |diff| / max
+|ref| < 1e-4)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 import lsnet
 from engines.base import seeded_weights
 from engines.onnx_export import export_onnx
-from lsnet.ops import ska, ska_bn_add, ska_reference
+from lsnet.ops import ska, ska_bn_add, ska_onnx, ska_reference
 from suites import zoo
 
 
@@ -37,21 +38,28 @@ class _Op(torch.nn.Module):
         return ska_bn_add(x, w, self.scale, self.shift, "torch") if self.fused else ska(x, w, "torch")
 
 
+# the nodes that carry each translation's work (and that the other one does not use)
+SIGNATURE = {"shift": ("Pad", "Sum"), "conv": ("Conv", "ReduceSum")}
+
+
+@pytest.mark.parametrize("translation", ska_onnx.TRANSLATIONS)
 @pytest.mark.parametrize("c, cw, k, h, wd", [(16, 4, 3, 9, 7), (12, 12, 5, 6, 11), (8, 2, 7, 13, 13)])
 @pytest.mark.parametrize("fused", [False, True], ids=["ska", "ska_bn_add"])
-def test_ska_translation_equals_the_reference(tmp_path, c, cw, k, h, wd, fused):
+def test_ska_translation_equals_the_reference(tmp_path, translation, c, cw, k, h, wd, fused):
     op = _Op(c, fused).eval()
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(2, c, h, wd, generator=g), torch.randn(2, cw, k * k, h, wd, generator=g)
-    from lsnet.ops import ska_onnx
-    ska_onnx.register()
+    ska_onnx.register(translation=translation)
     path = tmp_path / "op.onnx"
     with torch.no_grad():
         torch.onnx.export(op, (x, w), str(path), input_names=["x", "w"], output_names=["y"], dynamo=False,
                           dynamic_axes={"x": {0: "n"}, "w": {0: "n"}, "y": {0: "n"}}, opset_version=ska_onnx.OPSET)
     types = {n.op_type for n in onnx.load(str(path)).graph.node}
-    assert "Slice" in types and "Im2Col" not in types and "Col2Im" not in types
+    other = next(t for t in ska_onnx.TRANSLATIONS if t != translation)
+    assert set(SIGNATURE[translation]) <= types and not set(SIGNATURE[other]) & types
+    assert not {"Im2Col", "Col2Im", "Gather"} & types
     sess = _ort(path)
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
     for n in (1, 3):                                          # the batch axis is dynamic
         xn, wn = torch.randn(n, c, h, wd, generator=g), torch.randn(n, cw, k * k, h, wd, generator=g)
         ref = ska_reference(xn, wn)
@@ -59,14 +67,18 @@ def test_ska_translation_equals_the_reference(tmp_path, c, cw, k, h, wd, fused):
             ref = xn + ref * op.scale.detach().view(1, c, 1, 1) + op.shift.detach().view(1, c, 1, 1)
         out = sess.run(None, {"x": xn.numpy(), "w": wn.numpy()})[0]
         assert _rel(out, ref.numpy()) < 1e-5
+        out_ov = np.array(next(iter(compiled.create_infer_request().infer([xn.numpy(), wn.numpy()]).values())))
+        assert _rel(out_ov, ref.numpy()) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["lsnet_t", "lsnet_s_distill", "lsnet_t_mixer_ls_k95", "repvit_m0_9",
-                                  "efficientvit_m0", "fastvit_t8", "shvit_s1", "fasternet_t0"])   # every family
-def test_zoo_model_parity_in_onnxruntime_and_openvino(tmp_path, name):
+@pytest.mark.parametrize("name, translation", [
+    ("lsnet_t", "shift"), ("lsnet_t", "conv"), ("lsnet_s_distill", "conv"), ("lsnet_t_mixer_ls_k95", "shift"),
+    ("repvit_m0_9", "shift"), ("efficientvit_m0", "shift"), ("fastvit_t8", "shift"), ("shvit_s1", "shift"),
+    ("fasternet_t0", "shift"), ("starnet_s1", "shift")])   # every family
+def test_zoo_model_parity_in_onnxruntime_and_openvino(tmp_path, name, translation):
     with seeded_weights():
         model = lsnet.fuse(zoo.create(name, img_size=64).eval())
-    path = export_onnx(model, tmp_path / f"{name}.onnx", resolution=64, fused=False)
+    path = export_onnx(model, tmp_path / f"{name}.onnx", resolution=64, fused=False, ska=translation)
     x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         ref = model(x).numpy()
@@ -83,3 +95,7 @@ def test_export_by_name_and_bad_dtype(tmp_path):
     assert inp.name == "x" and inp.type.tensor_type.shape.dim[0].dim_param == "batch"
     with pytest.raises(ValueError, match="dtype 'bfloat16' is not one of float32, float16"):
         export_onnx("starnet_s1", tmp_path / "b.onnx", dtype="bfloat16")
+    with pytest.raises(ValueError, match="ska='unfold' is not one of shift, conv"):
+        export_onnx("lsnet_t", tmp_path / "u.onnx", ska="unfold")
+    with pytest.raises(ValueError, match="unknown SKA translation 'im2col'; choose from shift, conv"):
+        ska_onnx.register(translation="im2col")

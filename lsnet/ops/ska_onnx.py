@@ -1,18 +1,26 @@
-"""ONNX translation of ``lsnet::ska`` and ``lsnet::ska_bn_add`` for the TorchScript-based exporter.
+"""ONNX translations of ``lsnet::ska`` and ``lsnet::ska_bn_add`` for the TorchScript-based exporter.
 
-Shift-and-add: pad x once, view it as (N, C/Cw, Cw, H+2p, W+2p), and for each of the K*K taps add
-``Slice(x) * w[:, :, tap]`` (the weight broadcast over the C/Cw channel groups). Nothing the size of
-the unfold (K*K copies of x) is materialised at once. Measured on 2 CPU cores at x (16, 128, 28, 28),
-Cw 16, 1 thread: unfold 78 ms, this graph 20 ms in ONNX Runtime; 51 ms and 35 ms in OpenVINO.
+Two translations, each the fastest in one engine (measured side by side on 2 CPU cores, see
+``python -m engines.export_bench``); both are exact (sums of the same K*K products) and take any
+batch and spatial size:
+
+- ``shift``: view x as (N, C/Cw, Cw, H, W), make each of the K*K shifted copies with one ``Pad``
+  whose pads are negative on the side it crops (no padded intermediate; the centre tap is x
+  itself), multiply each by its weight tap (broadcast over the C/Cw channel groups) and add them
+  with one ``Sum``. OpenVINO compiles the products and the sum into fused JIT subgraphs.
+- ``conv``: the K*K shifted copies of x from one depthwise ``Conv`` with one-hot kernels, one
+  ``Mul`` with the weights broadcast over the groups and one ``ReduceSum`` over the taps: six
+  nodes instead of 3*K*K, which is what ONNX Runtime pays for (a fixed cost per node).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 OPSET = 17
-_TO_END = 2 ** 62
+TRANSLATIONS = ("shift", "conv")
 
 
 def _ints(g, values: list[int]):
@@ -27,39 +35,61 @@ def _static(value, dims: slice) -> list[int]:
     return sizes
 
 
-def ska_graph(g, x, w):
-    """The shift-and-add graph of ``ska(x, w)``: C, Cw and K*K static; batch and spatial size may not be."""
+def _sizes(x, w) -> tuple[int, int, int, int]:
+    """(C, Cw, K*K, K) of an SKA call, checked to be static."""
     (c,) = _static(x, slice(1, 2))
     cw, kk = _static(w, slice(1, 3))
-    k = math.isqrt(kk)
+    return c, cw, kk, math.isqrt(kk)
+
+
+def _grouped_shape(g, like, leading: list[int]):
+    """Shape ``leading + like.shape[2:]`` (the spatial size of ``like``, which may be dynamic)."""
+    hw = g.op("Slice", g.op("Shape", like), _ints(g, [2]), _ints(g, [4]), _ints(g, [0]))
+    return g.op("Concat", _ints(g, leading), hw, axis_i=0)
+
+
+def shift_graph(g, x, w):
+    """``ska(x, w)`` as K*K shifted copies of x (Pad with negative pads crops one side and pads the
+    other; the centre tap is x itself), each multiplied by its weight tap and summed once."""
+    c, cw, kk, k = _sizes(x, w)
     p = k // 2
-    xp = g.op("Pad", x, _ints(g, [0, 0, p, p, 0, 0, p, p]))
-    hw = g.op("Slice", g.op("Shape", xp), _ints(g, [2]), _ints(g, [4]), _ints(g, [0]))
-    xg = g.op("Reshape", xp, g.op("Concat", _ints(g, [-1, c // cw, cw]), hw, axis_i=0))
+    xg = g.op("Reshape", x, _grouped_shape(g, x, [-1, c // cw, cw]))
     taps = g.op("Split", g.op("Unsqueeze", w, _ints(g, [1])), _ints(g, [1] * kk), axis_i=3, outputs=kk)
-    end = [a - 2 * p if a < 2 * p else _TO_END for a in range(k)]     # a tap's window ends 2p - a before the edge
-    acc = None
+    products = []
     for t in range(kk):
-        a, b = divmod(t, k)
-        shifted = g.op("Slice", xg, _ints(g, [a, b]), _ints(g, [end[a], end[b]]), _ints(g, [3, 4]))
-        prod = g.op("Mul", shifted, g.op("Squeeze", taps[t], _ints(g, [3])))
-        acc = prod if acc is None else g.op("Add", acc, prod)
-    return g.op("Reshape", acc, g.op("Shape", x))
+        dy, dx = t // k - p, t % k - p                  # shifted[h, w] = x[h + dy, w + dx], zero outside
+        shifted = xg if dy == dx == 0 else g.op("Pad", xg, _ints(g, [0, 0, 0, -dy, -dx, 0, 0, 0, dy, dx]))
+        products.append(g.op("Mul", shifted, g.op("Squeeze", taps[t], _ints(g, [3]))))
+    return g.op("Reshape", g.op("Sum", *products), g.op("Shape", x))
 
 
-def _ska(g, x, w, backend):
-    return ska_graph(g, x, w)
+def conv_graph(g, x, w):
+    """``ska(x, w)`` as one depthwise one-hot Conv (the K*K shifted copies), a Mul and a ReduceSum."""
+    c, cw, kk, k = _sizes(x, w)
+    onehot = torch.eye(kk).view(kk, 1, k, k).repeat(c, 1, 1, 1)       # output channel c*K*K + t: tap t of c
+    shifted = g.op("Conv", x, g.op("Constant", value_t=onehot), group_i=c, kernel_shape_i=[k, k],
+                   pads_i=[k // 2] * 4)
+    shifted = g.op("Reshape", shifted, _grouped_shape(g, x, [-1, c // cw, cw, kk]))
+    products = g.op("Mul", shifted, g.op("Unsqueeze", w, _ints(g, [1])))
+    return g.op("Reshape", g.op("ReduceSum", products, _ints(g, [3]), keepdims_i=0), g.op("Shape", x))
 
 
-def _ska_bn_add(g, x, w, scale, shift, backend):
+GRAPHS: dict[str, Callable] = {"shift": shift_graph, "conv": conv_graph}
+
+
+def _bn_add(graph: Callable, g, x, w, scale, shift):
     (c,) = _static(x, slice(1, 2))
     per_channel = _ints(g, [1, c, 1, 1])
-    y = g.op("Mul", ska_graph(g, x, w), g.op("Reshape", scale, per_channel))
+    y = g.op("Mul", graph(g, x, w), g.op("Reshape", scale, per_channel))
     return g.op("Add", g.op("Add", y, g.op("Reshape", shift, per_channel)), x)
 
 
-def register(opset: int = OPSET) -> None:
-    """Teach the TorchScript-based ONNX exporter both SKA ops (idempotent)."""
+def register(opset: int = OPSET, translation: str = "shift") -> None:
+    """Teach the TorchScript-based ONNX exporter both SKA ops in ``translation`` (replaces an earlier one)."""
     from torch.onnx import register_custom_op_symbolic
-    register_custom_op_symbolic("lsnet::ska", _ska, opset)
-    register_custom_op_symbolic("lsnet::ska_bn_add", _ska_bn_add, opset)
+    if translation not in GRAPHS:
+        raise ValueError(f"unknown SKA translation {translation!r}; choose from {', '.join(TRANSLATIONS)}")
+    graph = GRAPHS[translation]
+    register_custom_op_symbolic("lsnet::ska", lambda g, x, w, backend: graph(g, x, w), opset)
+    register_custom_op_symbolic("lsnet::ska_bn_add",
+                                lambda g, x, w, scale, shift, backend: _bn_add(graph, g, x, w, scale, shift), opset)
