@@ -1,6 +1,8 @@
 """Memory suite: peak inference memory at one batch size, plus parameter and buffer bytes.
 
-GPU: ``torch.cuda.max_memory_allocated`` after a reset around the cell (model, input, forwards).
+GPU: ``torch.cuda.max_memory_allocated`` after a reset around the cell (model, input, forwards) for
+the PyTorch engines; the other engines allocate outside PyTorch, so for them it is the growth of the
+process's GPU memory as NVML sees it (the engine's arenas keep their peak), after the forwards.
 CPU: the peak RSS of the isolated worker process that runs only this cell (the descriptor asks the
 executor for a process of its own), with the RSS before the model and after building it.
 """
@@ -17,6 +19,7 @@ from suites.cell import Cell, Context
 from suites.devices import is_cuda
 from suites.modelprep import param_bytes
 from suites.registry import Suite, register
+from suites.telemetry import gpu_memory_used
 
 FORWARDS = 3
 
@@ -48,7 +51,30 @@ def _common(step: Step, extra: dict[str, Any]) -> dict[str, Any]:
             "extra": {"param_bytes": pb, "buffer_bytes": bb, "forwards": FORWARDS, **step.info, **extra}}
 
 
+TORCH_ENGINES = ("eager", "compile")
+
+
 def _run_cuda(cell: Cell, ctx: Context) -> dict[str, Any]:
+    return _run_cuda_torch(cell, ctx) if cell.engine in TORCH_ENGINES else _run_cuda_nvml(cell, ctx)
+
+
+def _run_cuda_nvml(cell: Cell, ctx: Context) -> dict[str, Any]:
+    index = torch.device(cell.device).index or 0
+    before = gpu_memory_used(index)
+    if before is None:
+        raise RuntimeError(f"the memory of engine {cell.engine!r} on {cell.device} is read through NVML, which is "
+                           "not available here (pip install nvidia-ml-py)")
+    with engines.get(cell.engine).prepare(cell, ctx) as step:
+        after_model = gpu_memory_used(index)
+        _forwards(step)
+        after = gpu_memory_used(index)
+    method = after[1] if after else before[1]
+    out = _common(step, {"method": method, "model_and_input_mb": ((after_model or before)[0] - before[0]) / 2**20})
+    out["peak_mem_mb"] = ((after or before)[0] - before[0]) / 2**20
+    return out
+
+
+def _run_cuda_torch(cell: Cell, ctx: Context) -> dict[str, Any]:
     dev = torch.device(cell.device)
     torch.cuda.synchronize(dev)
     torch.cuda.empty_cache()

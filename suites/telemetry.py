@@ -77,6 +77,25 @@ def gpu_info(device_index: int) -> dict[str, Any]:
     return info
 
 
+def gpu_memory_used(device_index: int, pid: int | None = None) -> tuple[int, str] | None:
+    """(bytes, what they are) of GPU memory in use on one device: this process's own allocation (all
+    of it, whichever library made it) where NVML lists the process, else the whole device's; None
+    without NVML."""
+    import os
+    got = nvml_handle(device_index)
+    if got is None:
+        return None
+    nv, h = got
+    pid = os.getpid() if pid is None else pid
+    try:
+        for p in nv.nvmlDeviceGetComputeRunningProcesses(h):
+            if p.pid == pid and p.usedGpuMemory is not None:
+                return int(p.usedGpuMemory), "NVML: this process's GPU memory"
+        return int(nv.nvmlDeviceGetMemoryInfo(h).used), "NVML: GPU memory used on the device (all processes)"
+    except Exception:
+        return None
+
+
 def driver_version() -> str | None:
     nv = _nvml()
     if nv is None:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from suites import telemetry
+from suites.timing import CpuTimer
 from suites.throughput import energy_fields
 
 
@@ -57,3 +58,55 @@ def test_nvml_without_driver(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml)
     assert telemetry.gpu_info(0) == {}
     assert not telemetry.PowerSampler(0).available
+
+
+class _Proc:
+    def __init__(self, pid, used):
+        self.pid, self.usedGpuMemory = pid, used
+
+
+def _fake_nvml(procs, device_used):
+    class Mem:
+        used = device_used
+
+    class FakeNvml:
+        nvmlInit = staticmethod(lambda: None)
+        nvmlDeviceGetHandleByIndex = staticmethod(lambda i: f"gpu{i}")
+        nvmlDeviceGetHandleByPciBusId = staticmethod(lambda bus: "gpu0")
+        nvmlDeviceGetComputeRunningProcesses = staticmethod(lambda h: procs)
+        nvmlDeviceGetMemoryInfo = staticmethod(lambda h: Mem)
+    return FakeNvml
+
+
+def test_gpu_memory_used_is_this_process_where_nvml_lists_it(monkeypatch):
+    import os
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml([_Proc(1, 5), _Proc(os.getpid(), 300 << 20)], 9 << 30))
+    assert telemetry.gpu_memory_used(0) == (300 << 20, "NVML: this process's GPU memory")
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml([_Proc(1, 5)], 9 << 30))   # another PID namespace
+    assert telemetry.gpu_memory_used(0) == (9 << 30, "NVML: GPU memory used on the device (all processes)")
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert telemetry.gpu_memory_used(0) is None
+
+
+def test_memory_of_a_non_torch_engine_on_cuda_is_nvml_growth(monkeypatch):
+    import contextlib
+
+    from engines.base import Step
+    from suites import memory
+    from suites.cell import Cell, Context
+    readings = iter([(1000 << 20, "NVML: this process's GPU memory"), (1100 << 20, "m"), (1350 << 20, "m")])
+    runs = []
+
+    class FakeEngine:
+        @contextlib.contextmanager
+        def prepare(self, cell, ctx):
+            yield Step(run=lambda: runs.append(1), infer=None, timer=CpuTimer(), params=2_000_000, parity_rel=1e-6)
+
+    monkeypatch.setattr(memory, "gpu_memory_used", lambda index: next(readings))
+    monkeypatch.setattr(memory.engines, "get", lambda name: FakeEngine())
+    out = memory.run(Cell("memory", "lsnet_t", engine="onnxruntime", device="cuda:0"), Context())
+    assert out["peak_mem_mb"] == 350 and out["extra"]["model_and_input_mb"] == 100
+    assert len(runs) == memory.FORWARDS and out["parity_rel"] == 1e-6
+    monkeypatch.setattr(memory, "gpu_memory_used", lambda index: None)
+    with pytest.raises(RuntimeError, match="read through NVML, which is not available here"):
+        memory.run(Cell("memory", "lsnet_t", engine="tensorrt", device="cuda:0"), Context())
