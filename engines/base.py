@@ -64,6 +64,20 @@ class Engine:
         raise NotImplementedError
 
 
+def at_batch(forward: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``forward`` for any number of images, always called with exactly ``batch_size`` of them (the
+    last chunk padded with zeros, its padding dropped from the output): a model compiled for one
+    batch size (OpenVINO's static shapes, torch.compile's specialisation) is never rebuilt for another."""
+    def run(inp: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for chunk in inp.split(batch_size):
+            n = chunk.shape[0]
+            padded = torch.cat([chunk, chunk.new_zeros(batch_size - n, *chunk.shape[1:])]) if n < batch_size else chunk
+            outs.append(forward(padded)[:n])
+        return torch.cat(outs)
+    return run
+
+
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     """max |out - ref| / max |ref| (both taken to float32 on the CPU)."""
     out, ref = out.detach().float().cpu(), ref.detach().float().cpu()

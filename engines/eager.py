@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engines.base import Engine, Step, check_parity, eager_reference, parity_input, seeded_weights
+from engines.base import Engine, Step, at_batch, check_parity, eager_reference, parity_input, seeded_weights
 from suites import guards, modelprep, timing
 from suites.cell import Cell, Context
 from suites.counting import count_params
@@ -42,6 +42,7 @@ def capture_cuda_graph(model: Callable[[torch.Tensor], Any], static_input: torch
 
 class Eager(Engine):
     name = "eager"
+    static_batch = False       # True: infer() always runs the cell's batch size (see engines.base.at_batch)
 
     def skip_reason(self, cell: Cell) -> str | None:
         if cell.cuda_graphs and not is_cuda(cell.device):
@@ -71,9 +72,12 @@ class Eager(Engine):
             run = capture_cuda_graph(fwd, x) if cell.cuda_graphs else (lambda: fwd(x))
             fmt = torch.channels_last if cell.channels_last else torch.contiguous_format
 
-            def infer(inp: torch.Tensor) -> torch.Tensor:
-                inp = inp.to(cell.device, modelprep.TORCH_DTYPES[cell.dtype]).contiguous(memory_format=fmt)
+            def forward(inp: torch.Tensor) -> torch.Tensor:
+                # a copy made under inference mode, like the timed input: a tensor from outside it has
+                # other dispatch keys, and torch.compile would recompile the graph it times for it
+                inp = inp.to(cell.device, modelprep.TORCH_DTYPES[cell.dtype], copy=True).contiguous(memory_format=fmt)
                 return fwd(inp).float().cpu()
+            infer = at_batch(forward, cell.batch_size) if self.static_batch else forward
 
             step = Step(run=run, infer=infer, timer=timing.timer_for(cell.device), params=count_params(model),
                         model=model, info=self.info(cell))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engines.base import Engine, Step, check_parity, eager_reference, parity_input
+from engines.base import Engine, Step, at_batch, check_parity, eager_reference, parity_input
 from engines.onnxfile import exported
 from suites.cell import Cell, Context
 from suites.devices import is_cuda
@@ -88,14 +88,10 @@ class OpenVino(Engine):
             run, per_run = (lambda: request.infer([x])), cell.batch_size
         parity_request = compiled.create_infer_request()
 
-        def infer(inp: torch.Tensor) -> torch.Tensor:
-            outs = []
-            for chunk in inp.split(cell.batch_size):
-                n = chunk.shape[0]
-                padded = torch.cat([chunk, chunk.new_zeros(cell.batch_size - n, *chunk.shape[1:])])
-                out = parity_request.infer([padded.numpy().astype(np.float32)])
-                outs.append(torch.from_numpy(np.array(next(iter(out.values()))))[:n])
-            return torch.cat(outs).float()
+        def forward(inp: torch.Tensor) -> torch.Tensor:
+            out = parity_request.infer([inp.numpy().astype(np.float32)])
+            return torch.from_numpy(np.array(next(iter(out.values())))).float()
+        infer = at_batch(forward, cell.batch_size)
 
         used = {k: _text(compiled.get_property(k)) for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT",
                                                              "INFERENCE_NUM_THREADS", "NUM_STREAMS")}

@@ -3,7 +3,9 @@
 A timer has ``sync()`` (wait for the device), ``start() -> token`` and ``stop(token) -> ms``.
 :func:`measure` never times the first call, warms up for a wall-clock budget, then collects at
 least ``min_samples`` samples and at least ``min_time`` seconds of them. Python's garbage
-collector is paused during the timed region so that it cannot land inside a sample.
+collector is paused during the timed region so that it cannot land inside a sample, and every
+measuring entry point runs with room on CPython's frame stack (:mod:`suites.stackroom`), so that
+the depth a loop happens to run at cannot make each call allocate and free a stack chunk.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+
+from suites.stackroom import with_headroom
 
 
 class Timer(Protocol):
@@ -94,6 +98,7 @@ def warm_up(fn: Callable[[], Any], timer: Timer, seconds: float, min_calls: int 
     return calls + 1, (clock() - t0) / max(calls, 1)
 
 
+@with_headroom
 def measure(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, min_time: float = 1.0,
             min_samples: int = 30, max_samples: int = 100_000,
             clock: Callable[[], float] = time.perf_counter) -> list[float]:
@@ -116,6 +121,7 @@ def sample(fn: Callable[[], Any], timer: Timer, *, min_time: float, min_samples:
     return samples
 
 
+@with_headroom
 def measure_rounds(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, min_time: float = 1.0,
                    min_rounds: int = 5, clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], int]:
     """Throughput-style timing: rounds of back-to-back calls with one synchronisation per round,
@@ -248,6 +254,7 @@ def trusted(sampled: Sampled) -> dict[str, Any]:
             "samples": sampled.samples, "stalls": {"n_stalls": sampled.n_stalls, "resampled_s": sampled.resampled_s}}
 
 
+@with_headroom
 def measure_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, min_time: float = 1.0,
                    min_samples: int = 30, max_extra_time: float | None = None,
                    clock: Callable[[], float] = time.perf_counter) -> Sampled:
@@ -258,6 +265,7 @@ def measure_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, 
     return sample_stable(fn, timer, min_time=min_time, min_samples=min_samples, max_extra_time=extra, clock=clock)
 
 
+@with_headroom
 def measure_rounds_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, min_time: float = 1.0,
                           min_rounds: int = 5, clock: Callable[[], float] = time.perf_counter
                           ) -> tuple[Sampled, int]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import statistics
 
 import numpy as np
@@ -100,3 +101,30 @@ def test_cpu_timer_measures_real_time():
 def test_timer_for_picks_cuda_events_only_on_cuda():
     assert isinstance(timing.timer_for("cpu"), timing.CpuTimer)
     assert timing.CudaEventTimer.__init__  # importable on CPU-only builds
+
+
+def _chain(n: int) -> int:
+    return 0 if n == 0 else _chain(n - 1)
+
+
+def _at_depth(k: int, fn):
+    return fn() if k == 0 else _at_depth(k - 1, fn)
+
+
+def _max_faults_per_depth(measure, calls: int = 400) -> int:
+    """The most minor page faults one measuring call took, over 300 starting call depths (a fresh
+    frame-stack chunk is a fresh page: one fault each time a call crosses into one)."""
+    import resource
+
+    def one() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        measure(lambda: _chain(20), timing.CpuTimer(), warmup=0, min_time=0, min_samples=calls)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return max(_at_depth(k, one) for k in range(300))
+
+
+def test_measuring_loops_never_cross_a_frame_stack_chunk_per_call():
+    calls = 400
+    assert _max_faults_per_depth(timing.measure, calls) < calls // 10
+    if sys.version_info < (3, 13):       # the thrashing the headroom prevents (python/cpython#142183)
+        assert _max_faults_per_depth(timing.measure.__wrapped__, calls) >= calls // 2
