@@ -11,6 +11,7 @@ import importlib.util
 import json
 import sys
 import time
+from pathlib import Path
 
 
 def _own_tree_only() -> None:
@@ -18,13 +19,36 @@ def _own_tree_only() -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if "Editable" not in getattr(f, "__name__", type(f).__name__)]
 
 
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the timed loop runs with frame-stack headroom (suites/stackroom.py beside this file, so both sides
+# run the same loop whatever their trees hold): its depth cannot make the calls thrash stack chunks
+_headroom = _load("gate_stackroom", Path(__file__).resolve().parents[2] / "suites" / "stackroom.py").with_headroom
+
+
+@_headroom
+def _seconds_per_call(fn, n: int) -> float:
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t0) / n
+    finally:
+        gc.enable()
+
+
 def main(cases_path: str) -> int:
     _own_tree_only()
     import torch
     torch.set_num_threads(1)
-    spec = importlib.util.spec_from_file_location("gate_cases", cases_path)
-    cases = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cases)
+    cases = _load("gate_cases", Path(cases_path))
     ready: dict[str, object] = {}
     for line in sys.stdin:
         msg = json.loads(line)
@@ -36,14 +60,7 @@ def main(cases_path: str) -> int:
                 ready[msg["setup"]] = fn
                 answer: dict[str, object] = {"ok": True}
             elif "round" in msg:
-                fn, n = ready[msg["round"]], int(msg["calls"])
-                gc.collect()
-                gc.disable()
-                t0 = time.perf_counter()
-                for _ in range(n):
-                    fn()
-                answer = {"ok": True, "seconds": (time.perf_counter() - t0) / n}
-                gc.enable()
+                answer = {"ok": True, "seconds": _seconds_per_call(ready[msg["round"]], int(msg["calls"]))}
             else:
                 import lsnet
                 answer = {"ok": True, "lsnet": lsnet.__file__}
