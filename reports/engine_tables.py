@@ -40,3 +40,20 @@ def best_engine(speedups: pd.DataFrame) -> pd.DataFrame:
         return speedups
     idx = speedups.groupby(["setting", "model", "batch_size"])["latency_ms_p50"].idxmin()
     return speedups.loc[idx].reset_index(drop=True)
+
+
+def engine_rankings(speedups: pd.DataFrame) -> pd.DataFrame:
+    """Per (setting, batch, model): each engine's p50 and the model's rank among the models that
+    engine ran in that setting and batch (1 = fastest), and the largest rank change across engines
+    (how much the engine changes the ranking). Empty when only one engine was measured."""
+    if speedups.empty:
+        return pd.DataFrame()
+    d = speedups.assign(rank=speedups.groupby(["setting", "batch_size", "engine"])["latency_ms_p50"]
+                        .rank(method="min").astype("Int64"))
+    p50 = d.pivot_table(index=["setting", "batch_size", "model"], columns="engine", values="latency_ms_p50",
+                        aggfunc="first")
+    rank = d.pivot_table(index=["setting", "batch_size", "model"], columns="engine", values="rank", aggfunc="first")
+    out = pd.concat([p50.add_prefix("p50 ms · "), rank.add_prefix("rank · ")], axis=1)
+    out["rank shift"] = (rank.max(axis=1) - rank.min(axis=1)).astype("Int64")
+    first = "rank · eager" if "rank · eager" in out.columns else out.columns[len(p50.columns)]
+    return out.reset_index().sort_values(["setting", "batch_size", first], kind="stable").reset_index(drop=True)

@@ -14,7 +14,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from reports import plots, tables
-from reports.engine_tables import best_engine, engine_speedups
+from reports.engine_tables import best_engine, engine_rankings, engine_speedups
 from reports.htmltable import cell_text, html_table
 from reports.load import Run, combine, load_run
 from reports.operators import conv_paths, top_ops
@@ -284,6 +284,7 @@ class Report:
             best_engines=html_table(best_engine(sp).astype(object), ["setting", "model", "batch_size", "engine",
                                                                    "latency_ms_p50", "speedup_vs_eager", "parity_rel"])
             if not sp.empty else None,
+            engine_ranks=html_table(engine_rankings(sp).astype(object)) if not sp.empty else None,
             op_fig=self.op_fig(),
             conv_paths=html_table(paths.astype(object), row_class=lambda r: "slow" if r["path"] == "slow" else "")
             if not paths.empty else None,

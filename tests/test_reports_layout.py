@@ -6,11 +6,12 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import reports
 from reports import tables
-from reports.engine_tables import best_engine, engine_speedups
+from reports.engine_tables import best_engine, engine_rankings, engine_speedups
 from reports.load import combine, load_run
 from reports.operators import conv_paths
 from reports.training import train_vs_inference
@@ -139,7 +140,7 @@ def test_engines_training_ops_operators_failures(synth):
     assert set(best.loc[best["setting"].str.contains("float32"), "engine"]) == {"compile"}
     assert set(best.loc[best["setting"].str.contains("bfloat16"), "engine"]) == {"eager"}  # the only one there
     engines = _section(text, 'id="engines"', 'id="ablations"')
-    assert "1.25×" in engines and "2.0e-06" in engines
+    assert "1.25×" in engines and "2.0e-06" in engines and "rank shift" in engines
     tvi = train_vs_inference(df)
     assert set(tvi["batch_size"]) == {8, 32} and tvi["cost_ratio"].tolist() == pytest.approx([3.0] * len(tvi))
     assert "Training throughput vs batch size" in text and "Training peak memory vs batch size" in text
@@ -164,3 +165,15 @@ def test_console_summary_merges_suites_and_footnotes_reasons():
     assert len([ln for ln in lines if re.match(r"lsnet_t +train ", ln)]) == 2
     assert len([ln for ln in lines if re.match(r"lsnet_t +ops ", ln)]) == 2
     assert text.count(FAIL) == 1 and re.search(r"\[1\].*" + re.escape(FAIL), text)
+
+
+def test_engine_rankings_show_how_the_engine_reorders_models():
+    sp = pd.DataFrame([{"setting": "cpu · float32", "batch_size": 1, "model": m, "engine": e, "latency_ms_p50": t}
+                       for m, e, t in [("a", "eager", 10.0), ("b", "eager", 12.0), ("c", "eager", 30.0),
+                                       ("a", "onnxruntime", 4.0), ("b", "onnxruntime", 2.0), ("c", "onnxruntime", 9.0)]])
+    r = engine_rankings(sp).set_index("model")
+    assert list(r.index) == ["a", "b", "c"]                         # in eager's order
+    assert r.loc["a", "rank · eager"] == 1 and r.loc["a", "rank · onnxruntime"] == 2
+    assert r.loc["b", "rank · onnxruntime"] == 1 and r.loc["b", "rank shift"] == 1
+    assert r.loc["c", "rank shift"] == 0 and r.loc["b", "p50 ms · onnxruntime"] == 2.0
+    assert engine_rankings(sp.iloc[:0]).empty
