@@ -53,7 +53,7 @@ def engine_rankings(speedups: pd.DataFrame) -> pd.DataFrame:
     p50 = d.pivot_table(index=["setting", "batch_size", "model"], columns="engine", values="latency_ms_p50",
                         aggfunc="first")
     rank = d.pivot_table(index=["setting", "batch_size", "model"], columns="engine", values="rank", aggfunc="first")
-    out = pd.concat([p50.add_prefix("p50 ms · "), rank.add_prefix("rank · ")], axis=1)
+    out = pd.concat([p50.round(3).add_prefix("p50 ms · "), rank.add_prefix("rank · ")], axis=1)
     out["rank shift"] = (rank.max(axis=1) - rank.min(axis=1)).astype("Int64")
     first = "rank · eager" if "rank · eager" in out.columns else out.columns[len(p50.columns)]
     return out.reset_index().sort_values(["setting", "batch_size", first], kind="stable").reset_index(drop=True)
