@@ -70,8 +70,8 @@ class OpenVino(Engine):
         x_ref = parity_input(cell)
         ref = eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
         # one float32 graph for every precision: the plugin runs it at the pinned inference precision
-        path, params, ska = exported(cell.with_(dtype="float32"), ctx, num_classes=num_classes, checkpoint=checkpoint,
-                                ska=self.ska_translation)
+        path, params, ska = exported(cell.with_(dtype="float32"), ctx, num_classes=num_classes,
+                                     checkpoint=checkpoint, ska=self.ska_translation)
         core = ov.Core()
         shape = [cell.batch_size, 3, cell.resolution, cell.resolution]
 
