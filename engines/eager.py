@@ -85,10 +85,15 @@ class Eager(Engine):
                 check_parity(cell, step, ref, x_ref)
             else:
                 step.parity_rel = 0.0
+            step.info.update(self.compiled_facts())
             yield step
 
     def info(self, cell: Cell) -> dict[str, Any]:
         return {"cuda_graphs": True} if cell.cuda_graphs else {}
+
+    def compiled_facts(self) -> dict[str, Any]:
+        """Facts about compilation known once the model has run (none in eager)."""
+        return {}
 
 
 ENGINE = Eager()

@@ -114,3 +114,19 @@ def test_engines_through_the_cli(tmp_path):
 def test_profile_and_accuracy_run_through_engines():
     assert set(registry.get("accuracy").engines) == set(engines.ENGINES)
     assert registry.get("flops").engines == ("eager",)
+
+
+def test_compile_cells_in_one_process_each_compile_their_own_static_graph(tmp_path):
+    """Dynamo keys its caches by the model class's forward: without a reset per cell, the second cell
+    would inherit the first one's guards and get a dynamic-batch graph (and the ninth, eager)."""
+    facts = []
+    for batch in (1, 2, 1):
+        cell = Cell("latency", "starnet_s1", engine="compile", resolution=32, batch_size=batch, threads=1)
+        with engines.get("compile").prepare(cell, Context(run_dir=tmp_path)) as step:
+            step.run()
+            step.run()
+            assert step.parity_rel < 1e-4
+            facts.append(dict(step.info))
+    assert [f["dynamo_graphs"] for f in facts] == [1, 1, 1]
+    assert all(f["graph_breaks"] == 0 and f["compile_mode"] == "default" for f in facts)
+    assert torch._dynamo.config.fail_on_recompile_limit_hit
