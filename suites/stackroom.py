@@ -31,11 +31,6 @@ def _roomy_caller(words: int) -> Callable[..., Any]:
 _call = _roomy_caller(FRAME_WORDS)
 
 
-def frame_words(fn: Callable[..., Any]) -> int:
-    """Local slots of ``fn``'s frame (what it reserves on the frame stack, besides its eval stack)."""
-    return fn.__code__.co_nlocals
-
-
 def with_headroom(func: F) -> F:
     """``func`` run from the large frame (see the module docstring); same arguments and result."""
     @functools.wraps(func)
