@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from schema import DTYPES
+from suites.cell import PROTOCOLS
 
 MODEL_GROUPS = ("default", "lsnet", "baselines", "all")
 PROG = "lsnet-bench"
@@ -76,6 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up before timing (the first call is never timed)")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed samples per cell (at least)")
     p.add_argument("--min-samples", type=int, default=30, help="timed samples per latency cell (at least)")
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
+                   help="timed suites: interleaved = the cells of a comparison (one suite on one device) prepared "
+                        "at once and measured round by round in a fresh random order, intervals and ratios from "
+                        "the rounds; sequential = each cell alone, one after another (rows are not paired); "
+                        "default interleaved (sequential with --executor ray)")
+    p.add_argument("--reference", default=None, metavar="MODEL",
+                   help="the model every ratio_to_ref is taken against (default lsnet_t when measured, else the "
+                        "first model)")
+    p.add_argument("--burst", type=float, default=0.1,
+                   help="interleaved: seconds each cell is timed for in one round")
+    p.add_argument("--max-time", type=float, default=3.0,
+                   help="interleaved: seconds of timed samples per cell at most; rounds stop earlier once every "
+                        "interval and ratio is within --precision")
+    p.add_argument("--precision", type=float, default=0.05,
+                   help="interleaved: target half-width of every interval and ratio, relative (0.05 = +-5%%); "
+                        "a ratio wider than it makes its row unstable")
     p.add_argument("--repeats", type=int, default=1,
                    help="time each cell of a timed suite in this many fresh processes; rows report the "
                         "between-process spread")
@@ -194,7 +211,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
                                     ("--max-batch", args.max_batch, False), ("--min-samples", args.min_samples, False),
                                     ("--warmup", args.warmup, True), ("--min-time", args.min_time, True),
                                     ("--cell-timeout", args.cell_timeout, False), ("--repeats", args.repeats, False),
-                                    ("--parity-tol", args.parity_tol, False)):
+                                    ("--parity-tol", args.parity_tol, False), ("--burst", args.burst, False),
+                                    ("--max-time", args.max_time, False), ("--precision", args.precision, False)):
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
@@ -323,6 +341,12 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     if args.threads and args.threads > cores and not args.oversubscribe:
         raise UsageError(f"--threads {args.threads} is more than the {cores} usable cores (timings would "
                          "measure contention); lower it or pass --oversubscribe")
+    if args.precision >= 1:
+        raise UsageError(f"--precision is a relative half-width below 1 (0.05 = +-5%), got {args.precision}")
+    if args.max_time < args.min_time:
+        raise UsageError(f"--max-time {args.max_time:g} is below --min-time {args.min_time:g}; the budget must "
+                         "allow the minimum")
+    protocol = _protocol(args)
     suites = resolve_suites(args.suite)
     if "accuracy" in suites and args.data is None and args.dataset is None and "all" in _csv(args.suite):
         suites.remove("accuracy")   # all = every suite that has what it needs
@@ -331,6 +355,11 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     dtypes = _choose(_csv(args.dtype), DTYPES, "dtype")
     devices = resolve_devices(args.device) if args.executor == "local" else _cluster_devices(args)
     models = resolve_models(args.models)
+    if args.reference is not None and args.reference not in models:
+        raise UsageError(f"--reference {args.reference} is not among the measured models; add it to --models or "
+                         f"choose one of {', '.join(models[:8])}{', ...' if len(models) > 8 else ''}")
+    from suites.interleave import reference_model
+    reference = reference_model(models, args.reference)
     batch_sizes = parse_batch_sizes(args.batch_sizes)
     _check_models_accept(models, args.resolution)
     from suites.devices import is_cuda
@@ -345,8 +374,24 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
                    channels_last=args.channels_last, cuda_graphs=args.cuda_graphs, compile_mode=args.compile_mode,
                    fused=not args.no_fuse, resolution=args.resolution, threads=args.threads or torch.get_num_threads(),
                    warmup=args.warmup, min_time=args.min_time, min_samples=args.min_samples,
-                   repeats=args.repeats, pin_cores=args.pin_cores, parity_tol=args.parity_tol)
+                   repeats=args.repeats, pin_cores=args.pin_cores, parity_tol=args.parity_tol, protocol=protocol,
+                   reference=reference, burst=args.burst, max_time=args.max_time, precision=args.precision)
     return args, plan_kw
+
+
+def _protocol(args: argparse.Namespace) -> str:
+    """The timing protocol the flags ask for (see ``--protocol``)."""
+    if args.executor == "ray":
+        if args.protocol == "interleaved":
+            raise UsageError("--executor ray runs one cell per Ray task, so it cannot interleave cells; use "
+                             "--protocol sequential (the default there) or the local executor")
+        return "sequential"
+    protocol = args.protocol or "interleaved"
+    if protocol == "interleaved" and args.repeats > 1:
+        raise UsageError("--repeats re-measures each cell in fresh processes one after another, which is the "
+                         "sequential protocol; pass --protocol sequential with it, or raise --max-time to give "
+                         "the interleaved rounds more time")
+    return protocol
 
 
 def _configure_resume(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
@@ -388,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.executor == "ray":
                 print(_list_nodes(args))
             return 0
-        tasks = sweep.plan(**plan_kw)
+        tasks = sweep.interleave(sweep.plan(**plan_kw))
         if args.resume:
             run_dir = Path(args.resume)
             tasks = rundir.remaining(tasks, rundir.finished_cells(run_dir, args.retry_errors))

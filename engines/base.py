@@ -43,6 +43,9 @@ class Step:
     info: dict[str, Any] = field(default_factory=dict)
     parity_rel: float | None = None
     images_per_run: int | None = None     # images one ``run()`` processes (default: the cell's batch size)
+    # what every call runs under (inference mode, autocast): entered around each burst of the timed
+    # rounds, since the cells of an interleaved group are all prepared at once
+    scope: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
     # the engine's own profiler: (runs, trace folder) -> [(node name, op type, time us)]; None: torch.profiler
     profile: Callable[[int, Path], list[tuple[str, str, float]]] | None = None
 

@@ -80,7 +80,7 @@ class Eager(Engine):
             infer = at_batch(forward, cell.batch_size) if self.static_batch else forward
 
             step = Step(run=run, infer=infer, timer=timing.timer_for(cell.device), params=count_params(model),
-                        model=model, info=self.info(cell))
+                        model=model, info=self.info(cell), scope=lambda: modelprep.inference_context(cell))
             if ref is not None:
                 check_parity(cell, step, ref, x_ref)
             else:

@@ -19,6 +19,7 @@ from typing import Any
 
 from schema import IDENTITY_COLUMNS
 from suites.cell import Cell, Context
+from suites.guards import one_line
 
 Outcome = dict[str, Any]
 
@@ -29,13 +30,7 @@ class Task:
     cells: tuple[Cell, ...]
     ladder: bool = False
     skip_reason: str | None = None   # every cell of the task becomes a skipped row with this reason
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """``Type: first line of the message`` (truncated) for the ``error`` column."""
-    msg = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    interleaved: bool = False        # the cells are one group, measured round by round (suites.interleave)
 
 
 def machine_facts(cell: Cell, threads: int | None = None) -> dict[str, Any]:
@@ -59,39 +54,64 @@ def execute(cell: Cell, ctx: Context, module: str | None = None) -> Outcome:
     ``module`` is imported first (a suite registered outside the built-in list). Identity columns
     in a suite's result are dropped: they come from the cell and this machine only.
     """
+    from suites import registry
+
+    def measure() -> Iterator[tuple[Cell, dict[str, Any]]]:
+        yield cell, dict(registry.get(cell.suite).run(cell, ctx))
+    return next(iter(_guarded(Task((cell,)), measure, module)))[1]
+
+
+def execute_group(task: Task, ctx: Context, module: str | None = None) -> list[tuple[Cell, Outcome]]:
+    """Run an interleaved task's cells together in this process (:func:`suites.interleave.run_group`)."""
+    from suites.interleave import run_group
+    return list(_guarded(task, lambda: run_group(task.cells, ctx, ladder=task.ladder), module))
+
+
+def _guarded(task: Task, measure: Callable[[], Iterable[tuple[Cell, dict[str, Any]]]],
+             module: str | None) -> Iterator[tuple[Cell, Outcome]]:
+    """The outcomes of ``measure()`` under the cells' thread count, core pinning and allocation limit,
+    with CPU contention over the whole measurement; every failure is a status. The cells of a task
+    share those settings (a group's key includes them)."""
     from suites import guards, hostinfo, registry
     from suites.contention import CpuContention, contention_note
-    threads = cell.threads
+    first = task.cells[0]
+    threads = first.threads
+    done: list[tuple[Cell, dict[str, Any]]] = []
     try:
         if module:
             importlib.import_module(module)
-        suite = registry.get(cell.suite)
-        cores = hostinfo.parse_cores(cell.pin_cores) if cell.pin_cores else None
-        with guards.threads(cell.threads) as threads, hostinfo.pinned(cores), guards.cpu_allocation_limit(cell):
+        registry.get(first.suite)
+        cores = hostinfo.parse_cores(first.pin_cores) if first.pin_cores else None
+        with guards.threads(first.threads) as threads, hostinfo.pinned(cores), guards.cpu_allocation_limit(first):
             meter = CpuContention()
-            result = dict(suite.run(cell, ctx))
+            for item in measure():
+                done.append(item)
             shares = meter.stop()
-        for key in IDENTITY_COLUMNS:
-            result.pop(key, None)
-        result.setdefault("status", "ok")
-        warnings = list(result.get("warnings") or [])
-        warnings += hostinfo.cpu_warnings(threads, cell.dtype, cell.device, cores=len(cores) if cores else None)
         note = contention_note(shares)
-        if note:
-            warnings.append(note)
-            if result.get("stable") is not None:
-                result["stable"] = False
-        result["warnings"] = warnings
-        result["extra"] = {**(result.get("extra") or {}), "cpu_contention": shares}
+        for cell, result in done:
+            for key in IDENTITY_COLUMNS:
+                result.pop(key, None)
+            result.setdefault("status", "ok")
+            warnings = list(result.get("warnings") or [])
+            warnings += hostinfo.cpu_warnings(threads, cell.dtype, cell.device, cores=len(cores) if cores else None)
+            if note:
+                warnings.append(note)
+                if result.get("stable") is not None:
+                    result["stable"] = False
+            result["warnings"] = warnings
+            result["extra"] = {**(result.get("extra") or {}), "cpu_contention": shares}
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001  (every failure of a cell becomes its row)
         from suites.guards import is_oom
-        result = {"status": "oom" if is_oom(exc) else "error", "error": one_line(exc)}
+        failed = {"status": "oom" if is_oom(exc) else "error", "error": one_line(exc)}
+        finished = {c for c, _ in done}
+        done += [(c, dict(failed)) for c in task.cells if c not in finished]
     finally:
         from suites.guards import release
-        release(cell.device)
-    return {"result": result, "machine": machine_facts(cell, threads)}
+        release(first.device)
+    for cell, result in done:
+        yield cell, {"result": result, "machine": machine_facts(cell, threads)}
 
 
 def combine_repeats(outs: list[Outcome]) -> Outcome:
@@ -151,9 +171,16 @@ class Executor:
     def run(self, tasks: Iterable[Task], ctx: Context) -> Iterator[tuple[Cell, Outcome]]:
         """Every cell's outcome, in the order cells complete."""
         for task in tasks:
-            yield from run_task(task, lambda cell: self.run_cell(cell, ctx))
+            if task.interleaved and not task.skip_reason:
+                yield from self.run_group(task, ctx)
+            else:
+                yield from run_task(task, lambda cell: self.run_cell(cell, ctx))
 
     def run_cell(self, cell: Cell, ctx: Context) -> Outcome:
+        raise NotImplementedError
+
+    def run_group(self, task: Task, ctx: Context) -> Iterable[tuple[Cell, Outcome]]:
+        """An interleaved task's outcomes (all cells of the group measured together)."""
         raise NotImplementedError
 
     def environments(self, threads: int) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from executors.base import Executor, Outcome, combine_repeats, execute, outcome
+from executors.base import Executor, Outcome, Task, combine_repeats, execute, execute_group, outcome
 from suites.cell import Cell, Context
 from suites.devices import is_cuda
 
@@ -95,12 +95,27 @@ class LocalExecutor(Executor):
             return self.run_in_worker(cell, ctx)
         return execute(cell, ctx, _suite_module(cell))
 
+    def run_group(self, task: Task, ctx: Context) -> list[tuple[Cell, Outcome]]:
+        """The group inline, or in one warm worker process when any of its cells needs one."""
+        if any(self.needs_process(c) for c in task.cells):
+            job = {"task": {"cells": [c.to_dict() for c in task.cells], "ladder": task.ladder}}
+            out = self._worker(task.cells[0], job, ctx, timeout_scale=len(task.cells))
+            if isinstance(out, list):
+                return [(Cell.from_dict(c), o) for c, o in out]
+            return [(c, out) for c in task.cells]
+        return execute_group(task, ctx, _suite_module(task.cells[0]))
+
     def run_in_worker(self, cell: Cell, ctx: Context) -> Outcome:
         """Run ``cell`` in a fresh worker process (its own process group, killed on any way out)."""
+        return self._worker(cell, {"cell": cell.to_dict()}, ctx)
+
+    def _worker(self, cell: Cell, job: dict[str, Any], ctx: Context, timeout_scale: int = 1) -> Any:
+        """Run ``job`` (one cell, or a group's task) in a fresh worker; its outcome(s), or one failure outcome."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-        job = {"cell": cell.to_dict(), "module": _suite_module(cell),
+        job = {**job, "module": _suite_module(cell),
                "ctx": {"run_dir": str(ctx.run_dir) if ctx.run_dir else None, "progress": ctx.progress}}
+        timeout = self.timeout * timeout_scale if self.timeout is not None else None
         kills_before = oom_kills()
         with tempfile.TemporaryDirectory(prefix="lsnet-cell-") as tmp:
             out = Path(tmp) / "outcome.json"
@@ -108,10 +123,11 @@ class LocalExecutor(Executor):
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                           cwd=str(REPO_ROOT), start_new_session=True)
             try:
-                _, stderr = self._proc.communicate(json.dumps(job), timeout=self.timeout)
+                _, stderr = self._proc.communicate(json.dumps(job), timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-                return outcome(cell, "error", f"cell timed out after {self.timeout:g} s (worker killed)")
+                what = "cell" if timeout_scale == 1 else f"group of {timeout_scale} cells"
+                return outcome(cell, "error", f"{what} timed out after {timeout:g} s (worker killed)")
             finally:
                 self.kill()
             if out.exists():

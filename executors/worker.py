@@ -1,6 +1,8 @@
 """Worker process entry point: ``python -m executors.worker OUTCOME.json`` with a job's JSON on stdin
-(``{"cell": ..., "module": ..., "ctx": ...}``); runs the cell with :func:`executors.base.execute`
-and writes its outcome to OUTCOME.json (atomically)."""
+(``{"cell": ..., "module": ..., "ctx": ...}``, or ``{"task": {"cells": [...], "ladder": ...}, ...}`` for an
+interleaved group); runs the cell with :func:`executors.base.execute` (the group with
+:func:`executors.base.execute_group`) and writes its outcome (a list of ``[cell, outcome]``) to
+OUTCOME.json (atomically)."""
 from __future__ import annotations
 
 import importlib
@@ -15,14 +17,19 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m executors.worker OUTCOME.json  (job JSON on stdin)", file=sys.stderr)
         return 2
-    from executors.base import execute
+    from executors.base import Task, execute, execute_group
     from suites.cell import Cell, Context
     job = json.loads(sys.stdin.read())
     if job.get("module"):
         importlib.import_module(job["module"])
     run_dir = job["ctx"].get("run_dir")
     ctx = Context(run_dir=Path(run_dir) if run_dir else None, isolated=True, progress=bool(job["ctx"].get("progress")))
-    result = execute(Cell.from_dict(job["cell"]), ctx, job.get("module"))
+    if "task" in job:
+        task = Task(tuple(Cell.from_dict(c) for c in job["task"]["cells"]), ladder=job["task"]["ladder"],
+                    interleaved=True)
+        result: object = [[c.to_dict(), o] for c, o in execute_group(task, ctx, job.get("module"))]
+    else:
+        result = execute(Cell.from_dict(job["cell"]), ctx, job.get("module"))
     tmp = Path(f"{argv[0]}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(result, default=str), encoding="utf-8")
     tmp.replace(argv[0])

@@ -11,6 +11,11 @@ holds the same rows plus ``samples`` (raw timings) and ``extra`` (suite-specific
 - ``stable`` is false when the timing could not be trusted (stalls, spread, contention); the reasons
   are in ``warnings`` (``; ``-separated), which also carries non-fatal notes (oversubscribed threads,
   16-bit on a CPU without 16-bit units, another process using the cores).
+- ``protocol``: ``interleaved`` (the cell was measured round by round with the other cells of its
+  comparison group; its interval comes from the round medians) or ``sequential`` (alone: not paired).
+  ``ratio_to_ref`` is the cell's time per call over that of ``ref_model``'s cell at the same batch,
+  engine and dtype (above 1: slower), the median of per-round paired ratios, with its ~95% interval
+  ``ratio_ci_low``/``ratio_ci_high``; a difference is only called where that interval excludes 1.
 - ``parity_rel``: an engine's output against eager float32 on the same input, max |diff| / max |ref|.
 - ``top1_source`` names where ``top1`` came from (``measured:<folder>``, ``proxy:...``,
   ``published:imagenet-1k``); sources are never mixed in one figure.
@@ -31,6 +36,7 @@ MEASURE_COLUMNS = (
     "params_m", "gmacs", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_mean", "latency_ms_std",
     "latency_ms_ci_low", "latency_ms_ci_high", "n_samples", "stable", "throughput_img_s", "peak_mem_mb",
     "energy_j_per_img", "parity_rel", "top1", "top1_source", "bytes_moved", "gbps", "pct_copy_bw",
+    "protocol", "ref_model", "ratio_to_ref", "ratio_ci_low", "ratio_ci_high",
 )
 STATUS_COLUMNS = ("status", "error", "warnings")
 ROW_COLUMNS = IDENTITY_COLUMNS + MEASURE_COLUMNS + STATUS_COLUMNS
@@ -41,15 +47,16 @@ NUMERIC_COLUMNS = (
     "batch_size", "resolution", "threads", "params_m", "gmacs", "latency_ms_p50", "latency_ms_p90",
     "latency_ms_p99", "latency_ms_mean", "latency_ms_std", "latency_ms_ci_low", "latency_ms_ci_high", "n_samples",
     "throughput_img_s", "peak_mem_mb", "energy_j_per_img", "parity_rel", "top1", "bytes_moved", "gbps",
-    "pct_copy_bw",
+    "pct_copy_bw", "ratio_to_ref", "ratio_ci_low", "ratio_ci_high",
 )
 BOOL_COLUMNS = ("channels_last", "compile", "fused", "stable")
 
+_PAIRED = ("protocol", "ref_model", "ratio_to_ref", "ratio_ci_low", "ratio_ci_high")
 _LATENCY = ("latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_mean", "latency_ms_std",
-            "latency_ms_ci_low", "latency_ms_ci_high", "n_samples", "stable")
+            "latency_ms_ci_low", "latency_ms_ci_high", "n_samples", "stable") + _PAIRED
 SUITE_COLUMNS: dict[str, tuple[str, ...]] = {
     "latency": ("params_m", "parity_rel") + _LATENCY,
-    "throughput": ("params_m", "throughput_img_s", "energy_j_per_img", "n_samples", "stable", "parity_rel"),
+    "throughput": ("params_m", "throughput_img_s", "energy_j_per_img", "n_samples", "stable", "parity_rel") + _PAIRED,
     "memory": ("params_m", "peak_mem_mb", "parity_rel"),
     "flops": ("params_m", "gmacs"),
     "accuracy": ("params_m", "top1", "top1_source"),

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+PROTOCOLS = ("interleaved", "sequential")
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -33,6 +35,11 @@ class Cell:
     repeats: int = 1                # timed in this many fresh processes (the between-process spread)
     pin_cores: str | None = None    # run on these cores only, e.g. "0-1"
     parity_tol: float | None = None  # an engine's largest relative error from eager float32 (None: by dtype)
+    protocol: str = "interleaved"   # timed suites: one of PROTOCOLS (see suites.interleave)
+    reference: str | None = None    # the model every ratio of the cell's group is taken against
+    burst: float = 0.1              # interleaved: seconds of one cell's burst in a round
+    max_time: float = 3.0           # interleaved: seconds of timed samples per cell at most (the budget)
+    precision: float = 0.05         # interleaved: target half-width of the intervals, relative
     options: Any = None             # the suite's Options instance; None = its defaults
 
     @property

@@ -18,6 +18,13 @@ class InsufficientMemory(MemoryError):
     """Raised before a cell runs when its input alone cannot fit in the memory that is available."""
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` (truncated) for the ``error`` column."""
+    msg = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def is_oom(exc: BaseException) -> bool:
     """True for out-of-memory failures on any device (CUDA OOM, CPU allocator failure, MemoryError)."""
     if isinstance(exc, MemoryError):
@@ -49,6 +56,14 @@ def available_memory(device: str) -> int:
         return int(free)
     import psutil
     return int(psutil.virtual_memory().available)
+
+
+def total_memory(device: str) -> int:
+    """Bytes of memory ``device`` has in all."""
+    if is_cuda(device):
+        return int(torch.cuda.mem_get_info(torch.device(device))[1])
+    import psutil
+    return int(psutil.virtual_memory().total)
 
 
 def check_fits(cell: Cell) -> None:

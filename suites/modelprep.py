@@ -56,10 +56,11 @@ def make_input(cell: Cell, batch_size: int | None = None, seed: int | None = Non
 
 
 def autocast_context(cell: Cell, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``--dtype amp`` (float16 on CUDA, bfloat16 on CPU), else a no-op."""
-    if cell.dtype != "amp":
-        return contextlib.nullcontext()
+    """``torch.autocast`` for ``--dtype amp`` (float16 on CUDA, bfloat16 on CPU), else autocast
+    explicitly off (so a cell never runs under another cell's autocast in an interleaved group)."""
     device_type = "cuda" if is_cuda(cell.device) else "cpu"
+    if cell.dtype != "amp":
+        return torch.autocast(device_type, enabled=False)
     amp_dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
     return torch.autocast(device_type, dtype=amp_dtype, cache_enabled=cache_enabled)
 

@@ -16,7 +16,8 @@ Triton and official cells are skipped on CPU (the interpreter is a correctness t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from lsnet.ops import ska, ska_bn_add, ska_reference
 from suites import timing
 from suites.cell import Cell, Context
 from suites.devices import is_cuda
+from suites.interleave import sequential
 from suites.registry import Suite, register
 
 BACKENDS = ("reference", "torch", "triton", "official")
@@ -179,7 +181,16 @@ def copy_bandwidth(device: str, megabytes: int, min_time: float) -> float:
     return 2 * src.numel() * 4 / (timing.summarize(samples)["latency_ms_p50"] * 1e-3) / 1e9
 
 
-def run(cell: Cell, ctx: Context) -> dict[str, Any]:
+REFERENCE_BACKEND = "torch"     # every ops cell's ratio is against this backend at the same shape and mode
+
+
+def reference_cell(cell: Cell) -> Cell:
+    """The same shape and mode through :data:`REFERENCE_BACKEND`."""
+    return cell.with_(options=dataclasses.replace(cell.opts, op_backends=REFERENCE_BACKEND))
+
+
+@contextlib.contextmanager
+def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
     o: Options = cell.opts
     backend, mode = o.op_backends, o.op_modes
     shape = next(s for s in lsnet_shapes(cell.batch_size, cell.resolution, _base_model(cell.model))
@@ -190,21 +201,23 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     extra = {"shape": shape.name, "x": [shape.n, shape.c, shape.h, shape.w], "cw": shape.cw, "k": shape.k,
              "backend": backend, "mode": mode, "flops": flops(shape, mode)}
     if reason:
-        return {"status": "skipped", "error": reason, "bytes_moved": moved, "extra": extra}
+        raise timing.Skip(reason, bytes_moved=moved, extra=extra)
     x, w = make_inputs(shape, dtype, cell.device, cell.channels_last)
     fn = op_fn(backend, mode, x, w)
-    with torch.inference_mode(mode != "fwd_bwd"):
-        sampled = timing.measure_stable(fn, timing.timer_for(cell.device), warmup=cell.warmup,
-                                        min_time=cell.min_time, min_samples=cell.min_samples)
     copy_mb = o.copy_mb or (1024 if is_cuda(cell.device) else 256)
     copy_gbps = copy_bandwidth(cell.device, copy_mb, min(cell.min_time, 0.5))
-    stats = timing.trusted(sampled)
-    extra.update(stats.pop("stalls"))
-    gbps = moved / (stats["latency_ms_p50"] * 1e-3) / 1e9
-    extra.update(copy_gbps=copy_gbps, copy_mb=copy_mb, tflops=extra["flops"] / (stats["latency_ms_p50"] * 1e-3) / 1e12,
-                 flop_per_byte=extra["flops"] / moved)
-    return {**stats, "bytes_moved": moved, "gbps": gbps, "pct_copy_bw": 100 * gbps / copy_gbps, "extra": extra}
+
+    def finish(m: timing.Measurement) -> dict[str, Any]:
+        stats = timing.trusted(m)
+        gbps = moved / (stats["latency_ms_p50"] * 1e-3) / 1e9
+        facts = {**extra, **m.facts(), "copy_gbps": copy_gbps, "copy_mb": copy_mb,
+                 "tflops": extra["flops"] / (stats["latency_ms_p50"] * 1e-3) / 1e12, "flop_per_byte": extra["flops"] / moved}
+        return {**stats, "bytes_moved": moved, "gbps": gbps, "pct_copy_bw": 100 * gbps / copy_gbps, "extra": facts}
+
+    yield timing.Bench(fn, timing.timer_for(cell.device), finish,
+                       scope=lambda: torch.inference_mode(mode != "fwd_bwd"))
 
 
-SUITE = register(Suite("ops", run, __name__, "the SKA op alone at LSNet stage shapes (roofline)",
-                       default_batch_sizes=(8,), options=Options, expand=expand, timed=True))
+SUITE = register(Suite("ops", sequential(bench), __name__, "the SKA op alone at LSNet stage shapes (roofline)",
+                       default_batch_sizes=(8,), options=Options, expand=expand, timed=True,
+                       bench=bench, reference_cell=reference_cell))

@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import schema
-
 BUILTIN = ("latency", "throughput", "memory", "flops", "accuracy", "profile", "ops", "train")
 PLANS = ("grid", "per_model", "largest_batch", "ladder")
 _REGISTRY: dict[str, "Suite"] = {}
@@ -46,7 +44,9 @@ class Suite:
     several (e.g. one per operator shape and backend). ``max_batch`` is the ladder's own top batch
     per device kind (``cpu``, ``cuda``) when ``--max-batch`` is not given (default:
     ``suites.sweep.DEFAULT_MAX_BATCH``). ``console_summary``, when set, turns the run's rows of this
-    suite into extra lines printed after the summary table.
+    suite into extra lines printed after the summary table. ``bench`` (timed suites) prepares a
+    cell for timing without timing it, so that :mod:`suites.interleave` can measure a group of
+    cells round by round; ``reference_cell`` names the cell a cell's ratio is taken against.
     """
     name: str
     run: Callable[..., dict[str, Any]]
@@ -61,6 +61,8 @@ class Suite:
     timed: bool = False    # its rows are timings (``--repeats`` re-measures them in fresh processes)
     max_batch: Mapping[str, int] | None = None
     console_summary: Callable[[list[dict[str, Any]]], str] | None = None
+    bench: Callable[..., Any] | None = None          # (cell, ctx) -> context manager of a timing.Bench
+    reference_cell: Callable[[Any], Any] | None = None   # a cell's reference cell (default: the reference model)
 
     def __post_init__(self) -> None:
         if self.plan not in PLANS:
@@ -71,10 +73,15 @@ class Suite:
                 raise ValueError(f"suite {self.name!r}: max_batch must give a positive batch for 'cpu' and 'cuda', "
                                  f"got {dict(self.max_batch)}")
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The measurement columns this suite fills (``schema.SUITE_COLUMNS``)."""
-        return schema.SUITE_COLUMNS.get(self.name, ())
+    def interleaves(self, cell: Any) -> bool:
+        """Whether ``cell`` is measured in a group, round by round (the interleaved protocol)."""
+        return self.bench is not None and cell.protocol == "interleaved"
+
+    def reference_of(self, cell: Any) -> Any:
+        """The cell ``cell``'s ratio is taken against (None without a reference)."""
+        if self.reference_cell is not None:
+            return self.reference_cell(cell)
+        return cell.with_(model=cell.reference) if cell.reference else None
 
 
 def register(suite: Suite) -> Suite:

@@ -143,7 +143,7 @@ def remaining(tasks: list[Task], done: set[str]) -> list[Task]:
     for task in tasks:
         cells = tuple(c for c in task.cells if cell_key(c) not in done)
         if cells:
-            out.append(Task(cells, ladder=task.ladder, skip_reason=task.skip_reason))
+            out.append(Task(cells, ladder=task.ladder, skip_reason=task.skip_reason, interleaved=task.interleaved))
     return out
 
 

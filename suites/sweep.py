@@ -80,6 +80,29 @@ def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], d
     return tasks
 
 
+def interleave(tasks: Sequence[Task]) -> list[Task]:
+    """Tasks with the interleaved cells of each comparison group (:func:`suites.interleave.group_key`)
+    gathered into one task each; a group of ladders stays a ladder. Other tasks are kept as they are."""
+    from suites.interleave import group_key
+    groups: dict[Cell, list[Task]] = {}
+    out: list[Task | Cell] = []
+    for task in tasks:
+        first = task.cells[0]
+        if task.skip_reason or not registry.get(first.suite).interleaves(first):
+            out.append(task)
+            continue
+        key = group_key(first)
+        if key not in groups:
+            groups[key] = []
+            out.append(key)
+        groups[key].append(task)
+    def group(key: Cell) -> Task:
+        members = groups[key]
+        return Task(tuple(c for t in members for c in t.cells), ladder=any(t.ladder for t in members),
+                    interleaved=True)
+    return [group(t) if isinstance(t, Cell) else t for t in out]
+
+
 def cell_label(cell: Cell) -> str:
     return f"{cell.suite} {cell.model} {cell.engine} {cell.device} {cell.dtype} bs{cell.batch_size}"
 

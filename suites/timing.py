@@ -10,16 +10,16 @@ the depth a loop happens to run at cannot make each call allocate and free a sta
 from __future__ import annotations
 
 import gc
-import math
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
+from suites.measurement import SPREAD_LIMIT, Measurement, median_ci, percentile  # noqa: F401  (re-exported)
 from suites.stackroom import with_headroom
 
 
@@ -140,124 +140,88 @@ def measure_rounds(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, 
     return rounds, per_round
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (``q`` in [0, 100]) of already sorted values."""
-    if not sorted_values:
-        return math.nan
-    pos = (len(sorted_values) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
 def summarize(samples_ms: list[float]) -> dict[str, float | int]:
-    """The latency columns of a row: p50/p90/p99/mean/std (ms), the median's ~95% interval, the sample count."""
-    s = sorted(samples_ms)
-    lo, hi = median_ci(s)
-    return {
-        "latency_ms_p50": percentile(s, 50), "latency_ms_p90": percentile(s, 90), "latency_ms_ci_low": lo,
-        "latency_ms_ci_high": hi,
-        "latency_ms_p99": percentile(s, 99), "latency_ms_mean": statistics.fmean(s) if s else math.nan,
-        "latency_ms_std": statistics.stdev(s) if len(s) > 1 else 0.0, "n_samples": len(s),
-    }
-
-
-def median_ci(samples: list[float], z: float = 1.96) -> tuple[float, float]:
-    """A distribution-free ~95% confidence interval of the median: the order statistics at
-    n/2 -+ z*sqrt(n)/2 (the binomial rule); (min, max) for fewer than 6 samples."""
-    s = sorted(samples)
-    n = len(s)
-    if n == 0:
-        return math.nan, math.nan
-    if n < 6:
-        return s[0], s[-1]
-    half = z * math.sqrt(n) / 2
-    lo = max(0, math.floor(n / 2 - half) - 1)
-    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
-    return s[lo], s[hi]
+    """The latency columns of one burst of samples (a single round: the interval is the samples')."""
+    return Measurement([list(samples_ms)]).summary()
 
 
 STALL_FACTOR = 5.0      # a sample above this multiple of the running median is a stall
-SPREAD_LIMIT = 0.10     # stable when the median's interval is at most this fraction of the median
-STALL_SHARE_LIMIT = 0.05
 
 
-@dataclass
-class Sampled:
-    """Samples kept after stall removal, and how far to trust them."""
-    samples: list[float]
-    stable: bool
-    reasons: list[str]
-    n_stalls: int
-    resampled_s: float
+class StallFilter:
+    """Stalls detected while sampling: a sample above ``factor`` times the running median (of the
+    last 64 kept, once 10 exist) is counted and not kept."""
 
-    @property
-    def spread(self) -> float:
-        """Width of the median's interval relative to the median."""
-        lo, hi = median_ci(self.samples)
-        med = statistics.median(self.samples) if self.samples else math.nan
-        return (hi - lo) / med if med else math.inf
+    def __init__(self, factor: float = STALL_FACTOR):
+        self.factor, self.kept, self.n_stalls = factor, [], 0
+        self._recent: list[float] = []
+
+    def add(self, ms: float) -> bool:
+        """Keep ``ms`` unless it is a stall; True when kept."""
+        if len(self._recent) >= 10 and ms > self.factor * statistics.median(self._recent[-64:]):
+            self.n_stalls += 1
+            return False
+        self._recent.append(ms)
+        del self._recent[:-64]
+        return True
+
+    def early_stalls(self, rounds: list[list[float]]) -> list[list[float]]:
+        """``rounds`` without the stalls among the first samples (before a running median existed)."""
+        flat = [s for r in rounds for s in r]
+        if not flat:
+            return rounds
+        limit = self.factor * statistics.median(flat)
+        out = [[s for s in r if s <= limit] for r in rounds]
+        self.n_stalls += len(flat) - sum(len(r) for r in out)
+        return out
 
 
 def sample_stable(fn: Callable[[], Any], timer: Timer, *, min_time: float, min_samples: int,
                   max_extra_time: float, spread_limit: float = SPREAD_LIMIT, stall_factor: float = STALL_FACTOR,
-                  max_samples: int = 100_000, clock: Callable[[], float] = time.perf_counter) -> Sampled:
-    """Per-iteration times (ms) with stalls detected while sampling.
+                  max_samples: int = 100_000, clock: Callable[[], float] = time.perf_counter) -> Measurement:
+    """Per-iteration times (ms) of one cell alone (the sequential protocol), stalls detected while sampling.
 
-    A sample above ``stall_factor`` times the running median (of the last 64 kept, once 10 exist) is
-    a stall: counted, not kept, and replaced by sampling on. After ``min_time`` and ``min_samples``,
-    sampling continues (at most ``max_extra_time`` more seconds) until the median's interval is
-    within ``spread_limit`` of the median; if it never is, ``stable`` is False with the reason.
+    A stall (see :class:`StallFilter`) is counted, not kept, and replaced by sampling on. After
+    ``min_time`` and ``min_samples``, sampling continues (at most ``max_extra_time`` more seconds)
+    until the median's interval is within ``spread_limit`` of the median. The result is one round.
     """
+    stalls = StallFilter(stall_factor)
     kept: list[float] = []
-    stalls = 0
     with gc_paused():
         timer.sync()
         start = clock()
         t_end = start + min_time
         deadline = t_end + max_extra_time
-        while len(kept) + stalls < max_samples:
+        while len(kept) + stalls.n_stalls < max_samples:
             token = timer.start()
             fn()
             ms = timer.stop(token)
-            if len(kept) >= 10 and ms > stall_factor * statistics.median(kept[-64:]):
-                stalls += 1
-            else:
+            if stalls.add(ms):
                 kept.append(ms)
             now = clock()
             if len(kept) >= min_samples and now >= t_end:
-                spread = Sampled(kept, True, [], 0, 0.0).spread
-                if spread <= spread_limit or now >= deadline:
+                if Measurement([kept]).spread <= spread_limit or now >= deadline:
                     break
         resampled = max(0.0, clock() - t_end)
-    if kept:   # stalls among the first samples, before a running median existed
-        limit = stall_factor * statistics.median(kept)
-        early = [s for s in kept if s > limit]
-        kept = [s for s in kept if s <= limit]
-        stalls += len(early)
-    out = Sampled(kept, True, [], stalls, resampled)
-    if stalls:
-        out.reasons.append(f"{stalls} stall(s) above {stall_factor:g}x the median removed")
-    if stalls > STALL_SHARE_LIMIT * max(len(kept), 1):
-        out.stable = False
-        out.reasons.append(f"stalls were {stalls} of {stalls + len(kept)} samples")
-    if out.spread > spread_limit:
-        out.stable = False
-        out.reasons.append(f"the median's interval is {100 * out.spread:.0f}% of the median (limit "
-                           f"{100 * spread_limit:.0f}%) after {resampled:.1f} s of re-sampling")
+    rounds = stalls.early_stalls([kept])
+    out = Measurement(rounds, stalls.n_stalls, [start], resampled_s=resampled, clock_offset=time.time() - clock())
+    if stalls.n_stalls:
+        out.reasons.append(f"{stalls.n_stalls} stall(s) above {stall_factor:g}x the median removed")
     return out
 
 
-def trusted(sampled: Sampled) -> dict[str, Any]:
-    """The row fields of a :class:`Sampled`: the latency columns, ``stable``, ``warnings``, and the
-    stall count and re-sampling time for ``extra``."""
-    return {**summarize(sampled.samples), "stable": sampled.stable, "warnings": list(sampled.reasons),
-            "samples": sampled.samples, "stalls": {"n_stalls": sampled.n_stalls, "resampled_s": sampled.resampled_s}}
+def trusted(m: Measurement) -> dict[str, Any]:
+    """The row fields of a :class:`Measurement`: the latency columns, ``stable``, ``warnings``, the
+    raw ``samples`` and ``protocol``."""
+    stable, reasons = m.verdict()
+    return {**m.summary(), "stable": stable, "warnings": reasons, "samples": m.samples,
+            "protocol": "interleaved" if m.paired else "sequential"}
 
 
 @with_headroom
 def measure_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, min_time: float = 1.0,
                    min_samples: int = 30, max_extra_time: float | None = None,
-                   clock: Callable[[], float] = time.perf_counter) -> Sampled:
+                   clock: Callable[[], float] = time.perf_counter) -> Measurement:
     """Warm up, then :func:`sample_stable` (re-sampling for at most ``max_extra_time``, default
     twice ``min_time`` plus one second)."""
     warm_up(fn, timer, warmup, clock=clock)
@@ -268,7 +232,7 @@ def measure_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, 
 @with_headroom
 def measure_rounds_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float = 0.5, min_time: float = 1.0,
                           min_rounds: int = 5, clock: Callable[[], float] = time.perf_counter
-                          ) -> tuple[Sampled, int]:
+                          ) -> tuple[Measurement, int]:
     """Throughput timing with stall handling: rounds of back-to-back calls (one synchronisation per
     round), each round a sample of :func:`sample_stable` in ms per call; returns (rounds, calls per round)."""
     _, per_call = warm_up(fn, timer, warmup, clock=clock)
@@ -279,5 +243,47 @@ def measure_rounds_stable(fn: Callable[[], Any], timer: Timer, *, warmup: float 
             fn()
     rounds = sample_stable(one_round, timer, min_time=min_time, min_samples=min_rounds,
                            max_extra_time=2 * min_time + 1.0, clock=clock)
-    rounds.samples = [ms / per_round for ms in rounds.samples]
+    rounds.rounds = [[ms / per_round for ms in r] for r in rounds.rounds]
+    rounds.calls_per_sample = per_round
     return rounds, per_round
+
+
+class Skip(Exception):
+    """Raised by a suite's ``bench`` when it does not measure the cell: a skipped row with this reason."""
+
+    def __init__(self, reason: str, **fields: Any):
+        super().__init__(reason)
+        self.fields = fields
+
+    def result(self) -> dict[str, Any]:
+        return {"status": "skipped", "error": str(self), **self.fields}
+
+
+@dataclass
+class Bench:
+    """A cell ready to be timed: ``call`` is one timed unit (a forward, a training step, an op call),
+    ``timer`` times and synchronises it, ``finish`` turns the cell's :class:`Measurement` into the
+    row's fields. ``batched``: a sample is several back-to-back calls with one synchronisation
+    (throughput), not one call. ``scope`` is what the calls run under (inference mode, autocast)."""
+    call: Callable[[], Any]
+    timer: Timer
+    finish: Callable[[Measurement], dict[str, Any]]
+    batched: bool = False
+    scope: Callable[[], AbstractContextManager[Any]] = nullcontext   # entered around every burst
+
+
+@with_headroom
+def measure_alone(bench: Bench, *, warmup: float, min_time: float, min_samples: int,
+                  clock: Callable[[], float] = time.perf_counter) -> Measurement:
+    """The sequential protocol: warm up, then time this cell alone (one round)."""
+    with bench.scope():
+        return _measure_alone(bench, warmup=warmup, min_time=min_time, min_samples=min_samples, clock=clock)
+
+
+def _measure_alone(bench: Bench, *, warmup: float, min_time: float, min_samples: int,
+                   clock: Callable[[], float]) -> Measurement:
+    if bench.batched:
+        return measure_rounds_stable(bench.call, bench.timer, warmup=warmup, min_time=min_time, min_rounds=5,
+                                     clock=clock)[0]
+    return measure_stable(bench.call, bench.timer, warmup=warmup, min_time=min_time, min_samples=min_samples,
+                          clock=clock)

@@ -14,7 +14,7 @@ batch that fits, printed after the summary table (:func:`largest_batches`).
 
 Columns: step-time percentiles (``latency_ms_*``), ``throughput_img_s`` = batch / p50 step time,
 ``peak_mem_mb`` (CUDA: ``max_memory_allocated`` over the cell; CPU: peak RSS growth of the cell's
-own worker process), ``params_m``. ``extra``: see :func:`run`.
+own worker process, sequential protocol only), ``params_m``. ``extra``: see :func:`bench`.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from suites import guards, modelprep, timing
 from suites.cell import Cell, Context
 from suites.counting import count_params
 from suites.devices import is_cuda
+from suites.interleave import sequential
 from suites.registry import Suite, register
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -172,6 +173,9 @@ def _rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+MEMORY_STEPS = 2     # steps inside the memory window: the first allocates the optimiser state
+
+
 @contextlib.contextmanager
 def _peak_memory(cell: Cell, ctx: Context) -> Iterator[dict[str, Any]]:
     """Measure the cell's peak memory growth; fills ``{"peak_bytes", "method"}`` (peak None if unmeasurable)."""
@@ -184,18 +188,23 @@ def _peak_memory(cell: Cell, ctx: Context) -> Iterator[dict[str, Any]]:
         torch.cuda.reset_peak_memory_stats(dev)
         yield out
         torch.cuda.synchronize(dev)
-        out.update(peak_bytes=torch.cuda.max_memory_allocated(dev) - base, method="torch.cuda.max_memory_allocated")
+        out.update(peak_bytes=torch.cuda.max_memory_allocated(dev) - base,
+                   method=f"torch.cuda.max_memory_allocated over building and {MEMORY_STEPS} steps")
         return
     base = _rss_bytes()
     yield out
-    if ctx.isolated:
+    if ctx.isolated and cell.protocol == "sequential":
         out.update(peak_bytes=max(0, _peak_rss_bytes() - base), method="peak RSS growth of an isolated worker process")
+    elif cell.protocol != "sequential":
+        out["method"] = ("not measured: the cells of an interleaved group share one process (use --protocol "
+                         "sequential, or the memory suite)")
     else:
         out["method"] = "not measured: CPU cells need a worker process of their own (not --isolation inline)"
 
 
-def run(cell: Cell, ctx: Context) -> dict[str, Any]:
-    """Time training steps of ``cell``; the row's measurement columns and ``extra``.
+@contextlib.contextmanager
+def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
+    """Training steps of ``cell`` ready to time; the row's measurement columns and ``extra``.
 
     ``extra`` keys: optimizer, lr, amp (bool), amp_dtype, grad_scaler (bool), grad_checkpointing,
     drop_path, loss (``cross_entropy`` or ``hard_distillation``), ska_backend (list of the SKA
@@ -206,38 +215,42 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     """
     reason = skip_reason(cell)
     if reason:
-        return {"status": "skipped", "error": reason}
+        raise timing.Skip(reason)
     opts: Options = cell.opts
     try:
-        with _peak_memory(cell, ctx) as mem:
+        with _peak_memory(cell, ctx) as mem, torch.inference_mode(False):
             step = prepare(cell)
-            sampled = timing.measure_stable(step.run, timing.timer_for(cell.device), warmup=cell.warmup,
-                                            min_time=cell.min_time, min_samples=cell.min_samples)
-            loss = float(step.last_loss.detach()) if step.last_loss is not None else None
+            for _ in range(MEMORY_STEPS):
+                step.run()
     except NotImplementedError as exc:
-        return {"status": "skipped", "error": str(exc)}
-    sizes = state_bytes(step)
-    state = sizes["param_bytes"] + sizes["grad_bytes"] + sizes["optimizer_state_bytes"]
-    summary = timing.trusted(sampled)
-    peak = mem["peak_bytes"]
-    amp = cell.dtype == "amp"
-    extra: dict[str, Any] = {
-        "optimizer": opts.optimizer, "lr": opts.lr, "amp": amp,
-        "amp_dtype": ("float16" if is_cuda(cell.device) else "bfloat16") if amp else None,
-        "grad_scaler": step.scaler is not None, "grad_checkpointing": opts.grad_checkpointing,
-        "drop_path": opts.drop_path, "loss": "hard_distillation" if step.distilled else "cross_entropy",
-        "ska_backend": ska_backends(step.model, cell.device), "timer": type(timing.timer_for(cell.device)).__name__,
-        "memory_method": mem["method"], **sizes, "state_mb": state / 2**20, **summary.pop("stalls"),
-        "activations_mb": max(0, peak - state) / 2**20 if peak is not None else None, "final_loss": loss,
-    }
-    if cell.engine == "compile":
-        extra["compile_mode"] = cell.compile_mode or "default"
-    out: dict[str, Any] = {**summary, "throughput_img_s": cell.batch_size * 1000.0 / summary["latency_ms_p50"],
-                           "params_m": count_params(step.model) / 1e6, "extra": extra,
-                           "peak_mem_mb": peak / 2**20 if peak is not None else None}
-    if peak is None:
-        out["warnings"] = [*out["warnings"], f"peak_mem_mb {mem['method']}"]
-    return out
+        raise timing.Skip(str(exc)) from None
+    timer = timing.timer_for(cell.device)
+
+    def finish(m: timing.Measurement) -> dict[str, Any]:
+        loss = float(step.last_loss.detach()) if step.last_loss is not None else None
+        sizes = state_bytes(step)
+        state = sizes["param_bytes"] + sizes["grad_bytes"] + sizes["optimizer_state_bytes"]
+        summary = timing.trusted(m)
+        peak = mem["peak_bytes"]
+        amp = cell.dtype == "amp"
+        extra: dict[str, Any] = {
+            "optimizer": opts.optimizer, "lr": opts.lr, "amp": amp,
+            "amp_dtype": ("float16" if is_cuda(cell.device) else "bfloat16") if amp else None,
+            "grad_scaler": step.scaler is not None, "grad_checkpointing": opts.grad_checkpointing,
+            "drop_path": opts.drop_path, "loss": "hard_distillation" if step.distilled else "cross_entropy",
+            "ska_backend": ska_backends(step.model, cell.device), "timer": type(timer).__name__,
+            "memory_method": mem["method"], **sizes, "state_mb": state / 2**20, **m.facts(),
+            "activations_mb": max(0, peak - state) / 2**20 if peak is not None else None, "final_loss": loss,
+        }
+        if cell.engine == "compile":
+            extra["compile_mode"] = cell.compile_mode or "default"
+        out: dict[str, Any] = {**summary, "throughput_img_s": cell.batch_size * 1000.0 / summary["latency_ms_p50"],
+                               "params_m": count_params(step.model) / 1e6, "extra": extra,
+                               "peak_mem_mb": peak / 2**20 if peak is not None else None}
+        if peak is None:
+            out["warnings"] = [*out["warnings"], f"peak_mem_mb {mem['method']}"]
+        return out
+    yield timing.Bench(step.run, timer, finish, scope=lambda: torch.inference_mode(False))
 
 
 GroupKey = tuple[str, str, str, str, str]
@@ -271,6 +284,7 @@ def console_summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-SUITE = register(Suite("train", run, __name__, "training-step time, images/s and peak memory (an out-of-memory ladder)",
+SUITE = register(Suite("train", sequential(bench), __name__, "training-step time, images/s and peak memory (an out-of-memory ladder)",
                        plan="ladder", own_process=lambda cell: not is_cuda(cell.device), options=Options,
-                       engines=("eager", "compile"), max_batch=MAX_BATCH, console_summary=console_summary, timed=True))
+                       engines=("eager", "compile"), max_batch=MAX_BATCH, console_summary=console_summary, timed=True,
+                       bench=bench))
