@@ -91,7 +91,7 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
         m.rounds = stalls[k].early_stalls(m.rounds)
         m.n_stalls = stalls[k].n_stalls
         if m.n_stalls:
-            m.reasons.append(f"{m.n_stalls} stall(s) above {timing.STALL_FACTOR:g}x the median removed")
+            m.notes.append(f"{m.n_stalls} stall(s) above {timing.STALL_FACTOR:g}x the median removed")
     return {k: m for k, m in meas.items() if k not in failed}, failed
 
 
@@ -240,16 +240,17 @@ def _measure_ready(ready: dict[Cell, tuple[timing.Bench, float]], refs: dict[Cel
         m.judge_spread = ratio is None
         if ratio is not None and ratio.half_width > c.precision:
             m.stable_override = False
-            m.reasons.append(f"the ratio to {ref.model}'s interval is +-{100 * ratio.half_width:.1f}% "
+            m.notes.append(f"the ratio to {ref.model}'s interval is +-{100 * ratio.half_width:.1f}% "
                              f"(target +-{100 * c.precision:g}%) after {len(m.rounds)} rounds")
         elif ratio is None and ref is not None:
-            m.reasons.append(f"no ratio: the reference {ref.model} was not measured beside it")
+            m.notes.append(f"no ratio: the reference {ref.model} was not measured beside it")
         m.clock_offset = wall0
         try:
             out = dict(ready[c][0].finish(m))
         except Exception as exc:  # noqa: BLE001  (a failing summary is the cell's row, not the group's end)
             results[c] = failure(exc)
             continue
+        out.setdefault("status", "ok")
         out["extra"] = {**(out.get("extra") or {}), **m.facts(), "group_cells": len(ready)}
         if ratio is not None and ref is not None:
             out.update(ratio.columns(ref.model))

@@ -54,7 +54,7 @@ class Measurement:
 
     ``starts``: the clock time (s) at which each round's burst began (for the drift record);
     ``paired``: the rounds were interleaved with the other cells of a group (ratios are paired);
-    ``reasons``: why the measurement is not to be trusted (``stable`` False) or notes on it.
+    ``notes``: remarks on it (stalls removed, a ratio too wide), joined by the verdict's ``reasons``.
     """
     rounds: list[list[float]] = field(default_factory=list)
     n_stalls: int = 0
@@ -62,7 +62,7 @@ class Measurement:
     paired: bool = False
     resampled_s: float = 0.0
     calls_per_sample: int = 1
-    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     stable_override: bool | None = None    # set False by checks outside the samples (a ratio, contention)
     clock_offset: float = 0.0              # add to ``starts`` for Unix time
     judge_spread: bool = True              # False where a paired ratio judges the row instead (see verdict)
@@ -100,7 +100,7 @@ class Measurement:
 
         A paired cell with a ratio is judged by the ratio's interval instead of its own (``judge_spread``
         False): its own interval carries the machine's drift over the run, which the ratio cancels."""
-        reasons = list(self.reasons)
+        reasons = list(self.notes)
         stable = self.stable_override is not False
         kept = len(self.samples)
         if self.n_stalls > STALL_SHARE_LIMIT * max(kept, 1):
@@ -118,6 +118,10 @@ class Measurement:
     def stable(self) -> bool:
         return self.verdict()[0]
 
+    @property
+    def reasons(self) -> list[str]:
+        return self.verdict()[1]
+
     def summary(self) -> dict[str, Any]:
         """The latency columns of a row: p50/p90/p99/mean/std (ms), the median's interval, the sample count."""
         s = sorted(self.samples)
@@ -131,7 +135,7 @@ class Measurement:
         """Both measurements' rounds as one (e.g. the same cell measured in several processes)."""
         return Measurement(self.rounds + other.rounds, self.n_stalls + other.n_stalls, self.starts + other.starts,
                            self.paired and other.paired, self.resampled_s + other.resampled_s,
-                           self.calls_per_sample, list(dict.fromkeys(self.reasons + other.reasons)),
+                           self.calls_per_sample, list(dict.fromkeys(self.notes + other.notes)),
                            False if False in (self.stable_override, other.stable_override) else None)
 
     def facts(self) -> dict[str, Any]:
@@ -143,12 +147,12 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "n_stalls": self.n_stalls, "starts": self.starts, "paired": self.paired,
-                "resampled_s": self.resampled_s, "calls_per_sample": self.calls_per_sample, "reasons": self.reasons}
+                "resampled_s": self.resampled_s, "calls_per_sample": self.calls_per_sample, "notes": self.notes}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Measurement":
         return cls(**{k: d[k] for k in ("rounds", "n_stalls", "starts", "paired", "resampled_s",
-                                         "calls_per_sample", "reasons") if k in d})
+                                         "calls_per_sample", "notes") if k in d})
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ def sample_stable(fn: Callable[[], Any], timer: Timer, *, min_time: float, min_s
     rounds = stalls.early_stalls([kept])
     out = Measurement(rounds, stalls.n_stalls, [start], resampled_s=resampled, clock_offset=time.time() - clock())
     if stalls.n_stalls:
-        out.reasons.append(f"{stalls.n_stalls} stall(s) above {stall_factor:g}x the median removed")
+        out.notes.append(f"{stalls.n_stalls} stall(s) above {stall_factor:g}x the median removed")
     return out
 
 

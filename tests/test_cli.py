@@ -12,7 +12,7 @@ import run_bench
 from schema import ROW_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["--models", "lsnet_t", "--resolution", "64", "--warmup", "0", "--min-time", "0", "--min-samples", "3",
+FAST = ["--models", "lsnet_t", "--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3",
         "--no-progress", "--no-report"]
 
 

@@ -14,7 +14,7 @@ from engines.base import ParityError, Step, check_parity, eager_reference, relat
 from suites import registry
 from suites.cell import Cell, Context
 
-FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--min-samples", "3", "--no-progress", "--no-report"]
+FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3", "--no-progress", "--no-report"]
 
 
 def _rows(out) -> list[dict]:

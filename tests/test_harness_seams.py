@@ -14,7 +14,7 @@ from schema import ROW_COLUMNS
 from suites import ops, registry
 from suites.cell import Cell
 
-FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--min-samples", "3", "--no-progress", "--no-report"]
+FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3", "--no-progress", "--no-report"]
 
 TOY = '''
 """A toy suite: the model's parameter count times a factor, as a latency."""

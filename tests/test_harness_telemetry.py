@@ -8,6 +8,7 @@ import pytest
 
 from suites import telemetry
 from suites.timing import CpuTimer
+from suites.measurement import Measurement
 from suites.throughput import energy_fields
 
 
@@ -31,8 +32,13 @@ def test_power_sampler_thread_with_injected_reader():
         t1 = time.perf_counter()
     assert len(s.samples) >= 5
     assert s.energy(t0, t1) == pytest.approx(50.0 * (t1 - t0), rel=1e-6)
-    out = energy_fields(s, [10.0] * 5, 2, 4, t0, t1)           # 5 rounds x 2 calls x 4 images in 0.1 s
+    # 5 rounds of one 2-call sample of 10 ms per call, each 20 ms long, 4 images per call: windows of its own
+    m = Measurement([[10.0]] * 5, starts=[t0 + 0.02 * i for i in range(5)], calls_per_sample=2)
+    out = energy_fields(s, m, 4)
     assert out["energy_j_per_img"] == pytest.approx(50.0 * 0.1 / 40, rel=0.05)
+    # interleaved: the rounds' windows are apart (other cells ran between them); only the windows count
+    apart = Measurement([[10.0]] * 2, starts=[t0, t0 + 0.06], calls_per_sample=2)
+    assert energy_fields(s, apart, 4)["extra"]["energy_j"] == pytest.approx(50.0 * 0.04, rel=0.05)
 
 
 def test_without_pynvml_everything_degrades(monkeypatch):

@@ -17,7 +17,7 @@ import run_bench
 from suites import results, rundir
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--min-samples", "3", "--no-progress", "--no-report"]
+FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3", "--no-progress", "--no-report"]
 SLOW = ["--suite", "latency,memory", "--models", "lsnet_t,starnet_s1,repvit_m0_9", "--batch-sizes", "1",
         "--resolution", "64", "--warmup", "0.2", "--min-time", "0.4", "--threads", "1", "--no-progress", "--no-report"]
 

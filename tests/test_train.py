@@ -15,7 +15,7 @@ import lsnet
 import run_bench
 from suites import registry, sweep, train
 
-FAST = ["--resolution", "64", "--batch-sizes", "2", "--warmup", "0", "--min-time", "0", "--min-samples", "3",
+FAST = ["--resolution", "64", "--batch-sizes", "2", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3",
         "--no-progress", "--no-report"]
 EXTRA_KEYS = {"optimizer", "lr", "amp", "amp_dtype", "grad_scaler", "grad_checkpointing", "drop_path", "loss",
               "ska_backend", "timer", "memory_method", "param_bytes", "grad_bytes", "optimizer_state_bytes",
