@@ -497,10 +497,15 @@ def _run(args: argparse.Namespace, argv: list[str], plan_kw: dict[str, Any], tas
     if code == 0 and errors:
         code, reason = 1, "failed"
     env["end_time"] = env["sessions"][-1]["end_time"] = results.now_iso()
-    env["sessions"][-1].update(end_reason=reason, measured_cells=len(writer.rows),
+    drift = results.drift_summary(writer.rows)
+    env["sessions"][-1].update(end_reason=reason, measured_cells=len(writer.rows), drift=drift,
                                loadavg_end=list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
     results.write_env(run_dir, env)
     print(results.summary_table(writer.rows))
+    for d in drift:
+        print(f"machine drift ({d['suite']} {d['engine']} {d['device']} {d['dtype']} bs{d['batch_size']}): "
+              f"{d['reference']} took {d['min_ms']:.3g}-{d['max_ms']:.3g} ms per call over {d['rounds']} rounds "
+              f"({d['max_over_min']:.2f}x); time / ref ratios are paired round by round, so this drift cancels")
     for name in dict.fromkeys(r["suite"] for r in writer.rows):
         summarize = registry.get(name).console_summary
         if summarize is not None:

@@ -51,8 +51,13 @@ class Step:
 
 
 class Engine:
-    """Base of every engine: a name, availability, the cells it cannot run, and ``prepare``."""
+    """Base of every engine: a name, availability, the cells it cannot run, and ``prepare``.
+
+    ``interleavable``: its cells can be prepared side by side in one process and timed round by
+    round (:mod:`suites.interleave`); an engine with process-wide state that one cell's preparation
+    resets (torch.compile's Dynamo caches) is timed one cell at a time instead."""
     name = "engine"
+    interleavable = True
 
     def unavailable(self) -> str | None:
         """None when the engine can run on this machine, else why not (and how to fix it)."""

@@ -6,6 +6,8 @@ graphs from the second batch size on, and after eight fall back to eager without
 recompile limit, which is made an error here). Every call has the cell's batch size and an input
 made under inference mode (parity and evaluation inputs are padded and copied), so the graph that is
 timed is the one compiled first; ``extra`` records how many graphs Dynamo built and its graph breaks.
+For the same reason compile cells are timed one at a time (``protocol=sequential``), never in an
+interleaved group: another cell's reset would make the group's compiled models recompile.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 class Compile(Eager):
     name = "compile"
+    interleavable = False      # each cell resets Dynamo, which would recompile the other cells of a group
     static_batch = True        # parity on another batch size would make Dynamo recompile the timed graph as dynamic
 
     def skip_reason(self, cell: Cell) -> str | None:

@@ -193,6 +193,26 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
+def drift_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How far the machine's speed moved during the run: per interleaved group, the reference cell's
+    median ms per round (first and last round time, rounds, median, min, max, max/min, p90/p10)."""
+    from suites.measurement import percentile
+    out = []
+    for r in rows:
+        extra = r.get("extra") if isinstance(r.get("extra"), dict) else {}
+        meds = extra.get("round_medians_ms") or []
+        if r.get("protocol") != "interleaved" or r.get("model") != r.get("ref_model") or len(meds) < 2:
+            continue
+        s = sorted(meds)
+        starts = extra.get("round_starts_unix_s") or [None]
+        out.append({"suite": r.get("suite"), "engine": r.get("engine"), "device": r.get("device"),
+                    "dtype": r.get("dtype"), "batch_size": r.get("batch_size"), "reference": r.get("model"),
+                    "rounds": len(meds), "first_round_unix_s": starts[0], "last_round_unix_s": starts[-1],
+                    "median_ms": percentile(s, 50), "min_ms": s[0], "max_ms": s[-1], "max_over_min": s[-1] / s[0],
+                    "p90_over_p10": percentile(s, 90) / percentile(s, 10)})
+    return out
+
+
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: one line per model and configuration (engine, device, dtype, layout, batch) with
     its latency, throughput and memory rows merged, the spread of the latency (CI of the median, else
@@ -224,7 +244,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             line["notes"].append(f"{suite} {r.get('status')} [{n}]")
             continue
         for c in ("latency_ms_p50", "latency_ms_p90", "latency_ms_ci_low", "latency_ms_ci_high", "throughput_img_s",
-                  "peak_mem_mb", "gbps"):
+                  "peak_mem_mb", "gbps", "ratio_to_ref", "ratio_ci_low", "ratio_ci_high", "ref_model"):
             if r.get(c) is not None and line.get(c) is None:
                 line[c] = r[c]
         if r.get("stable") is False or r.get("stable") == "False":
@@ -242,14 +262,22 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             return f"{_fmt(p50)} [{_fmt(lo)}..{_fmt(hi)} CI]"
         return f"{_fmt(p50)} [..{_fmt(ln.get('latency_ms_p90'))} p90]" if ln.get("latency_ms_p90") is not None \
             else _fmt(p50)
-    head = ("model", "kind", "engine", "device", "dtype", "layout", "bs", "latency p50 ms [spread]", "img/s", "mem MB",
-            "GMACs", "top1", "notes")
+    def ratio(ln: dict[str, Any]) -> str:
+        r, lo, hi = ln.get("ratio_to_ref"), ln.get("ratio_ci_low"), ln.get("ratio_ci_high")
+        if r is None:
+            return "-"
+        if ln.get("ref_model") == model:
+            return "ref"
+        verdict = "slower" if lo > 1 else "faster" if hi < 1 else "same"
+        return f"{r:.3f} [{lo:.3f}..{hi:.3f}] {verdict}"
+    head = ("model", "kind", "engine", "device", "dtype", "layout", "bs", "latency p50 ms [spread]",
+            "time / ref [paired CI]", "img/s", "mem MB", "GMACs", "top1", "notes")
     table = [head]
     for key in sorted(lines, key=lambda k: tuple(map(str, k))):
         ln, m = lines[key], ({} if key[1].startswith("ops") else per_model.get(key[0], {}))
         model, kind, engine, device, dtype, layout, comp, bs = key
         table.append((str(model), kind or "infer", engine + (f" ({comp})" if comp else ""), str(device), str(dtype),
-                      layout, bs, spread(ln), _fmt(ln.get("throughput_img_s"), 1), _fmt(ln.get("peak_mem_mb"), 1),
+                      layout, bs, spread(ln), ratio(ln), _fmt(ln.get("throughput_img_s"), 1), _fmt(ln.get("peak_mem_mb"), 1),
                       _fmt(m.get("gmacs"), 3), _fmt(m.get("top1")), ", ".join(dict.fromkeys(ln["notes"])) or "ok"))
     widths = [max(len(line[i]) for line in table) for i in range(len(head) - 1)]
     out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1] for line in table]

@@ -82,13 +82,15 @@ def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], d
 
 def interleave(tasks: Sequence[Task]) -> list[Task]:
     """Tasks with the interleaved cells of each comparison group (:func:`suites.interleave.group_key`)
-    gathered into one task each; a group of ladders stays a ladder. Other tasks are kept as they are."""
+    gathered into one task each; a group of ladders stays a ladder. Other tasks, and the cells of engines
+    that cannot share a process with other cells (``Engine.interleavable``), are kept as they are."""
     from suites.interleave import group_key
     groups: dict[Cell, list[Task]] = {}
     out: list[Task | Cell] = []
     for task in tasks:
         first = task.cells[0]
-        if task.skip_reason or not registry.get(first.suite).interleaves(first):
+        if task.skip_reason or not registry.get(first.suite).interleaves(first) \
+                or not engines.get(first.engine).interleavable:
             out.append(task)
             continue
         key = group_key(first)
