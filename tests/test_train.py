@@ -30,7 +30,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     """LSNet-T (sgd), its distilled form (two heads), a baseline, amp (bf16 on CPU) and a skipped float16."""
     out = tmp_path / "run"
     code = run_bench.main(["--suite", "train", "--models", "lsnet_t,lsnet_t_distill,starnet_s1",
-                           "--dtype", "float32,float16", "--out", str(out), *FAST])
+                           "--dtype", "float32,float16", "--protocol", "sequential", "--out", str(out), *FAST])
     assert code == 0
     printed = capsys.readouterr().out
     assert "train: largest batch that fits" in printed
@@ -52,6 +52,8 @@ def test_cli_end_to_end(tmp_path, capsys):
         assert skipped["status"] == "skipped" and "train with --dtype amp" in skipped["error"]
     assert rows[("lsnet_t", "float32")]["extra"]["ska_backend"] == ["torch"]
     assert rows[("starnet_s1", "float32")]["extra"]["ska_backend"] == []
+    assert all(r["protocol"] == "sequential" and r["ratio_to_ref"] is None for r in rows.values() if r["status"] == "ok")
+
     assert rows[("lsnet_t", "float32")]["extra"]["loss"] == "cross_entropy"
     assert rows[("lsnet_t_distill", "float32")]["extra"]["loss"] == "hard_distillation"
 
@@ -155,3 +157,13 @@ def test_one_step_same_update_on_every_ska_backend(monkeypatch):
         scale = max(float(r.abs().max()) for r in ref)
         worst = max(float((a - b).abs().max()) for a, b in zip(got, ref))
         assert 0 < scale < 1e3 and worst <= 1e-11 * scale, (backend, worst, scale)
+
+
+def test_interleaved_train_rows_are_paired_and_say_why_cpu_memory_is_missing(tmp_path):
+    out = tmp_path / "run"
+    assert run_bench.main(["--suite", "train", "--models", "lsnet_t,starnet_s1", "--out", str(out), *FAST]) == 0
+    rows = {r["model"]: r for r in _rows(out)}
+    assert rows["lsnet_t"]["protocol"] == "interleaved" and rows["lsnet_t"]["ratio_to_ref"] == 1.0
+    st = rows["starnet_s1"]
+    assert st["ref_model"] == "lsnet_t" and st["ratio_ci_low"] <= st["ratio_to_ref"] <= st["ratio_ci_high"]
+    assert st["peak_mem_mb"] is None and "interleaved group share one process" in st["warnings"]
