@@ -2,6 +2,8 @@
 
 ``python -m reports compare A B`` compares the latency rows of two runs (or, with ``--models M1,M2``,
 two models of run A): ratio B/A with its interval; faster or slower only when the interval excludes 1.
+Within one run, rows with paired ratios (interleaved rounds) are compared by those; two different runs
+share no rounds, which the output says, and their interval comes from the rows' latency intervals.
 Bad input (a missing, empty or unreadable folder, an unwritable output) exits 2 with one line.
 """
 from __future__ import annotations
@@ -13,14 +15,15 @@ from reports.load import ResultsError, load_run
 
 
 def _compare(argv: list[str]) -> int:
-    from reports.compare import compare, format_table
+    from reports.compare import CROSS_RUN, compare, format_table
     p = argparse.ArgumentParser(prog="python -m reports compare")
     p.add_argument("a", metavar="A", help="results folder")
     p.add_argument("b", metavar="B", nargs="?", help="results folder (default: A, with --models)")
     p.add_argument("--models", default=None, help="M1,M2: compare model M2 against M1")
     args = p.parse_args(argv)
-    ra = load_run(args.a).rows
-    rb = load_run(args.b).rows if args.b else ra
+    run_a = load_run(args.a)
+    run_b = load_run(args.b) if args.b else run_a
+    ra, rb = run_a.rows, run_b.rows
     if args.models:
         m1, _, m2 = args.models.partition(",")
         if not m2:
@@ -28,6 +31,8 @@ def _compare(argv: list[str]) -> int:
         ra, rb = ra[ra["model"] == m1].assign(model="*"), rb[rb["model"] == m2].assign(model="*")
     elif not args.b:
         raise ResultsError("compare needs two folders, or one folder and --models M1,M2")
+    if run_a.run_id != run_b.run_id:
+        print(CROSS_RUN)
     print(format_table(compare(ra, rb)))
     return 0
 

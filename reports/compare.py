@@ -1,9 +1,16 @@
-"""Comparisons with confidence: the ratio of two latencies with an interval built from each row's
-interval of the median; one is called faster only when the interval excludes 1."""
+"""Comparisons with confidence: the ratio of two latencies with an interval; one is called faster only
+when the interval excludes 1.
+
+Two rows of one run with paired ratios to the same reference (interleaved rounds) are compared by those:
+B/A = ratio_B / ratio_A, interval [low_B / high_A, high_B / low_A] (exact when A is the reference). Rows of
+different runs share no rounds: their interval is built from each row's interval of the median, which for
+interleaved rows spans the round medians and so already includes the machine's drift within its run."""
 from __future__ import annotations
 
 import pandas as pd
 
+CROSS_RUN = ("runs A and B were measured in different runs: no paired rounds; the interval uses the spread "
+             "between runs")
 KEY = ["suite", "engine", "device_name", "dtype", "channels_last", "compile", "fused", "batch_size", "resolution"]
 
 
@@ -18,6 +25,18 @@ def ratio_interval(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
     return b["latency_ms_p50"] / a["latency_ms_p50"], blo / ahi, bhi / alo
 
 
+def paired_interval(a: pd.Series, b: pd.Series) -> tuple[float, float, float] | None:
+    """(b/a, low, high) from both rows' paired ratios to one reference in one run; None where they have none."""
+    def ratio(r: pd.Series) -> tuple[float, float, float] | None:
+        v = tuple(pd.to_numeric(r.get(c), errors="coerce") for c in ("ratio_to_ref", "ratio_ci_low", "ratio_ci_high"))
+        return v if all(x > 0 for x in v) else None
+    ra, rb = ratio(a), ratio(b)
+    if ra is None or rb is None or pd.isna(a.get("run_id")) or a.get("run_id") != b.get("run_id") \
+            or pd.isna(a.get("ref_model")) or a.get("ref_model") != b.get("ref_model"):
+        return None
+    return rb[0] / ra[0], rb[1] / ra[2], rb[2] / ra[1]
+
+
 def verdict(low: float, high: float) -> str:
     if high < 1:
         return "B faster"
@@ -28,7 +47,7 @@ def verdict(low: float, high: float) -> str:
 
 def compare(a: pd.DataFrame, b: pd.DataFrame, a_name: str = "A", b_name: str = "B") -> pd.DataFrame:
     """Latency rows of ``a`` and ``b`` matched on the configuration (and the model when both hold
-    it): the ratio B/A, its interval and the verdict."""
+    it): the ratio B/A, its interval, ``basis`` (``paired`` or ``latency intervals``) and the verdict."""
     def ok(df: pd.DataFrame) -> pd.DataFrame:
         df = df[(df["status"] == "ok") & df["latency_ms_p50"].notna() & (df["suite"] == "latency")]
         return df.drop_duplicates(subset=KEY + ["model"], keep="last")
@@ -40,9 +59,11 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, a_name: str = "A", b_name: str = "
     for _, r in merged.iterrows():
         ra = pd.Series({k.removesuffix("_a"): v for k, v in r.items() if k.endswith("_a")})
         rb = pd.Series({k.removesuffix("_b"): v for k, v in r.items() if k.endswith("_b")})
-        mid, lo, hi = ratio_interval(ra, rb)
+        paired = paired_interval(ra, rb)
+        mid, lo, hi = paired or ratio_interval(ra, rb)
         out.append({**{k: r[k] for k in key}, a_name: ra["latency_ms_p50"], b_name: rb["latency_ms_p50"],
-                    "ratio": mid, "low": lo, "high": hi, "verdict": verdict(lo, hi)})
+                    "ratio": mid, "low": lo, "high": hi, "basis": "paired" if paired else "latency intervals",
+                    "verdict": verdict(lo, hi)})
     return pd.DataFrame(out)
 
 
@@ -52,6 +73,7 @@ def format_table(df: pd.DataFrame) -> str:
     lines = []
     for _, r in df.iterrows():
         what = " ".join(str(r[k]) for k in ("model", "engine", "dtype") if k in r) + f" bs{r['batch_size']}"
-        lines.append(f"{what}: {r['ratio']:.3f}x [{r['low']:.3f}, {r['high']:.3f}]  {r['verdict']}")
+        basis = "  (paired rounds)" if r.get("basis") == "paired" else ""
+        lines.append(f"{what}: {r['ratio']:.3f}x [{r['low']:.3f}, {r['high']:.3f}]  {r['verdict']}{basis}")
     return "\n".join(lines)
 

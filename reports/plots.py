@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.pareto import pareto_mask  # noqa: E402
+from reports.pareto import PAIRED, pareto_mask  # noqa: E402
 from reports.style import FAMILY_COLORS, KIND_COLORS, color_of, family_of  # noqa: E402
 from schema import OP_KINDS  # noqa: E402
 
@@ -125,7 +125,7 @@ def pareto_figure(data: pd.DataFrame, x: str, source: str, panels: list[str], nu
             continue
         on = pd.Series(False, index=d.index)
         for dist, g in d.groupby(d["distilled"].fillna(False).astype(bool)):
-            m = pareto_mask(g, {"top1": "max", x: sense}, iv)
+            m = pareto_mask(g, {"top1": "max", x: sense}, iv, PAIRED)
             on[g.index] = m
             front = g[m].sort_values(x)
             ax.plot(front[x], front["top1"], "--" if dist else "-", color="0.3", lw=1.2, zorder=1)
@@ -224,4 +224,32 @@ def op_share_figure(shares: pd.DataFrame) -> str:
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k], label=k) for k in kinds]
     fig.legend(handles=handles, loc="lower center", ncol=len(kinds), bbox_to_anchor=(0.5, -0.01), frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return to_svg(fig, titles)
+
+
+def drift_figure(rounds: pd.DataFrame) -> str:
+    """Each group's reference: its median ms per call in each round against the time since the run's
+    first round, a line per group (``group``), a panel per run (``run_label``); hover a point for its round."""
+    panels = sorted(rounds["run_label"].unique())
+    groups = sorted(rounds["group"].unique())
+    colors = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
+    titles = Titles()
+    fig, axes = _grid(len(panels))
+    for ax, panel in zip(axes, panels):
+        p = rounds[rounds["run_label"] == panel]
+        for group, g in p.groupby("group", sort=True):
+            g = g.sort_values("t_s")
+            ax.plot(g["t_s"], g["ms"], "-", color=colors[group], lw=1.2, alpha=0.8, zorder=1)
+            for _, r in g.iterrows():
+                art = ax.scatter([r["t_s"]], [r["ms"]], s=18, color=colors[group], zorder=2)
+                titles.tag(art, f"{group} · round {int(r['round']) + 1}\n{r['ms']:.4g} ms at {r['t_s']:.1f} s")
+        ax.set_xlabel("time since the run's first round (s)")
+        ax.set_ylabel("reference ms per call (round median)")
+        ax.set_title(f"run {panel}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        _log_if_wide(ax, p["ms"], "y")
+    handles = [plt.Line2D([], [], marker="o", color=colors[g], label=g) for g in groups]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), bbox_to_anchor=(0.5, -0.01),
+               frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, min(0.3, 0.05 * -(-len(groups) // 3)), 1, 1))
     return to_svg(fig, titles)

@@ -13,12 +13,12 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from reports import plots, tables
+from reports import drift, plots, tables
 from reports.engine_tables import best_engine, engine_rankings, engine_speedups
 from reports.htmltable import cell_text, html_table
 from reports.load import Run, combine, load_run
 from reports.operators import conv_paths, top_ops
-from reports.pareto import pareto_mask
+from reports.pareto import PAIRED, pareto_mask
 from reports.roofline import roofline
 from reports.style import DEFAULT_REFERENCE, family_of, is_ablation
 from reports.training import train_rows, train_vs_inference
@@ -33,7 +33,9 @@ FAIR = ("Fair by default: distilled and non-distilled published figures are neve
         "published top-1 evaluated at another resolution than the one measured (e.g. FastViT T8/T12 and SHViT-S4 "
         "at 256 px vs 224 px). The lsnet_t_mixer_* ablations are not on these fronts (see Ablations). A point is "
         "dominated only when another is better on both axes beyond its latency interval: points whose intervals "
-        "overlap are not ordered. Hollow points are unstable timings.")
+        "overlap are not ordered; two cells measured interleaved in one group (same run, suite, engine, device, dtype, "
+        "batch and reference) are ordered on latency/throughput by their paired ratio intervals instead. Hollow points "
+        "are unstable timings.")
 DEVICE_FREE_SUITES = ("accuracy", "flops")   # their numbers do not depend on the configuration
 X_METRICS = ("latency_ms_p50", "throughput_img_s", "peak_mem_mb")
 
@@ -62,6 +64,12 @@ def _ms(v: float) -> str:
     return f"{v:.3f}" if v < 10 else f"{v:.2f}" if v < 100 else f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
 
 
+def _speedup(col: str):
+    """The text of a speed-up column from :func:`reports.tables.relative` (value, interval, paired or not)."""
+    return lambda r: tables.speedup_text(r.get(col), r.get(f"{col}_lo"), r.get(f"{col}_hi"),
+                                         bool(r.get(f"{col}_paired")))
+
+
 def _tip(r: pd.Series, commands: dict[str, str]) -> str:
     parts = [f"{r['model']} · {r.get('config', '')}"]
     if "top1" in r and r["top1"] == r["top1"]:
@@ -73,6 +81,8 @@ def _tip(r: pd.Series, commands: dict[str, str]) -> str:
                     ("parity_rel", "parity rel")):
         if c in r and r[c] == r[c] and r[c] is not None:
             parts.append(f"{cell_text(c, r[c])} {unit}")
+    if tables.ratio_text(r) != "—":
+        parts.append(f"vs {r.get('ref_model')}: {tables.ratio_text(r)} (paired rounds)")
     if r.get("stable") is False:
         parts.append("UNSTABLE: " + str(r.get("warnings") or "timing not trusted"))
     cmd = commands.get(str(r.get("command_run")))
@@ -107,13 +117,14 @@ class Report:
         d = d[~d["model"].map(is_ablation)]
         out = {}
         for (_, dist), g in d.groupby([d["config"], d["distilled"].fillna(False).astype(bool)]):
-            m = pareto_mask(g, {"top1": "max", "latency_ms_p50": "min"}, plots.INTERVALS)
+            m = pareto_mask(g, {"top1": "max", "latency_ms_p50": "min"}, plots.INTERVALS, PAIRED)
             out |= {(c, mo): dist for c, mo in zip(g.loc[m, "config"], g.loc[m, "model"])}
         return out
 
     def summary_tables(self) -> list[tuple[str, Markup]]:
         summ = tables.summary(self.df, self.acc)
-        summ["speedup"] = tables.relative(summ, self.reference) if "latency_ms_p50" in summ else float("nan")
+        summ = pd.concat([summ, tables.relative(summ, self.reference)], axis=1) if "latency_ms_p50" in summ \
+            else summ.assign(speedup=float("nan"))
         front = self.front_members()
         summ["front"] = [("★ (d)" if front[(c, m)] else "★") if (c, m) in front else ""
                          for c, m in zip(summ["config"], summ["model"])]
@@ -152,8 +163,8 @@ class Report:
             keep = [c for c in cols if c in g.columns and (c in ("model", "#") or g[c].notna().any())]
             rc = (lambda r: ("lsnet " if family_of(r["model"], r.get("family")) == "lsnet" else "")
                   + ("unstable" if r.get("stable") is False else ""))
-            out.append((cfg, html_table(g, keep, batch_of, {c: top(c) for c in top_cols} | {"latency_ms_p50": lat},
-                                        rc, heads)))
+            out.append((cfg, html_table(g, keep, batch_of, {c: top(c) for c in top_cols} | {"latency_ms_p50": lat,
+                                        "speedup": _speedup("speedup")}, rc, heads)))
         return out
 
     # --- figures ---------------------------------------------------------------------------------
@@ -209,7 +220,7 @@ class Report:
         iv = plots.INTERVALS if x in plots.INTERVALS else None
         out = set()
         for _, g in d.dropna(subset=[x, "top1"]).groupby([d["panel"], d["distilled"].fillna(False).astype(bool)]):
-            out |= set(g.loc[pareto_mask(g, {"top1": "max", x: plots.PARETO_X[x][1]}, iv), "model"])
+            out |= set(g.loc[pareto_mask(g, {"top1": "max", x: plots.PARETO_X[x][1]}, iv, PAIRED), "model"])
         return out
 
     def batch_figs(self) -> list[tuple[str, Markup]]:
@@ -226,6 +237,18 @@ class Report:
             if not d.empty:
                 figs.append((f"{label.split(' (')[0].capitalize()} vs batch size", Markup(plots.batch_figure(d, y, label))))
         return figs
+
+    def drift(self) -> dict[str, Any] | None:
+        """The reference's round medians over each interleaved run (see :mod:`reports.drift`), or None."""
+        rounds = drift.reference_rounds(self.df)
+        spreads = drift.spread(rounds)
+        if spreads.empty:
+            return None
+        refs = sorted(set(tables.ok_rows(self.df)["ref_model"].dropna().astype(str)))
+        return {"fig": Markup(plots.drift_figure(rounds)), "caption": drift.caption(spreads, " / ".join(refs) or None),
+                "table": html_table(spreads.round(3).astype(object), headers={
+                    "run_label": "run", "group": "group", "n_rounds": "rounds", "median_ms": "median (ms)",
+                    "max_over_min": "max/min", "p90_over_p10": "p90/p10"})}
 
     def op_fig(self) -> Markup | None:
         shares = tables.op_shares(self.df)
@@ -278,12 +301,11 @@ class Report:
             configs=sorted(set(df.loc[~df["suite"].isin(DEVICE_FREE_SUITES), "config"].dropna())),
             summary_tables=self.summary_tables(), pareto=self.pareto(), batch_figs=self.batch_figs(),
             unstable=html_table(unstable.astype(object), ["config", "model", "warnings"]) if len(unstable) else None,
-            ablations=html_table(ab.astype(object), ab_cols) if not ab.empty else None, ablation_fig=abl_fig,
-            engines=html_table(sp.astype(object), ["setting", "model", "batch_size", "engine", "latency_ms_p50",
-                                                   "speedup_vs_eager", "parity_rel"]) if not sp.empty else None,
-            best_engines=html_table(best_engine(sp).astype(object), ["setting", "model", "batch_size", "engine",
-                                                                   "latency_ms_p50", "speedup_vs_eager", "parity_rel"])
-            if not sp.empty else None,
+            ablations=html_table(ab.astype(object), ab_cols, render={"speedup_vs_base": _speedup("speedup_vs_base")})
+            if not ab.empty else None, ablation_fig=abl_fig,
+            engines=self._engine_table(sp) if not sp.empty else None,
+            best_engines=self._engine_table(best_engine(sp)) if not sp.empty else None,
+            drift=self.drift(),
             engine_ranks=html_table(engine_rankings(sp).astype(object)) if not sp.empty else None,
             op_fig=self.op_fig(),
             conv_paths=html_table(paths.astype(object), row_class=lambda r: "slow" if r["path"] == "slow" else "")
@@ -301,6 +323,16 @@ class Report:
             partial=[f"{self._run_label(r)}: {why}" for r in self.runs if (why := r.partial)],
             runs=[{"label": self._run_label(r), "path": str(r.path), "command": r.command,
                    "env_table": _env_table(r.env)} for r in self.runs])
+
+    @staticmethod
+    def _engine_table(sp: pd.DataFrame) -> Markup:
+        cols = ["setting", "model", "batch_size", "engine", "latency_ms_p50", "speedup_vs_eager", "parity_rel"]
+        render, heads = {}, {}
+        if sp["ratio_to_ref"].notna().any():   # the paired speed-up over each engine's own reference
+            cols.insert(6, "ratio_to_ref")
+            render["ratio_to_ref"] = tables.ratio_text
+            heads["ratio_to_ref"] = f"× vs {' / '.join(sorted(set(sp['ref_model'].dropna().astype(str))))} (paired)"
+        return html_table(sp.astype(object), cols, render=render, headers=heads)
 
     @staticmethod
     def _run_label(run: Run) -> str:

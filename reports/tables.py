@@ -14,13 +14,14 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from reports.pareto import pareto_mask
+from reports.pareto import PAIRED, pair_group, pareto_mask
 from reports.style import is_ablation
 from schema import published
 
 PUBLISHED_SOURCE = "published:imagenet-1k"
 INFERENCE_SUITES = ("latency", "throughput", "memory")   # the suites whose figures form a model's performance
 PERF_COLS = ("latency_ms_p50", "latency_ms_p90", "throughput_img_s", "peak_mem_mb", "energy_j_per_img")
+RATIO_COLS = ("ratio_to_ref", "ratio_ci_low", "ratio_ci_high", "ref_model", "pair_group")
 KEY = ["config", "panel_device", "engine", "dtype", "model"]
 
 
@@ -57,6 +58,7 @@ def performance(df: pd.DataFrame) -> pd.DataFrame:
     warnings and parity, family, params, MACs. Only inference suites count."""
     ok = ok_rows(df)
     perf = spread(ok[ok["suite"].isin(INFERENCE_SUITES)].dropna(subset=list(PERF_COLS), how="all"))
+    perf["pair_group"] = pair_group(perf)
     out = []
     for key, g in perf.groupby(KEY, sort=True):
         rec = dict(zip(KEY, key))
@@ -64,10 +66,11 @@ def performance(df: pd.DataFrame) -> pd.DataFrame:
         best = thr.loc[thr["throughput_img_s"].idxmax()] if not thr.empty else None
         rec["throughput_img_s"] = best["throughput_img_s"] if best is not None else None
         rec["throughput_img_s_batch"] = best["batch_size"] if best is not None else None
+        rec |= {f"thr_{c}": best[c] if best is not None else None for c in RATIO_COLS}
         lat = _first(g[g["suite"] == "latency"], "latency_ms_p50")
         if lat is None:
             lat = _first(g, "latency_ms_p50")
-        for c in ("latency_ms_p50", "latency_ms_p90", "err_lo", "err_hi", "spread_kind"):
+        for c in ("latency_ms_p50", "latency_ms_p90", "err_lo", "err_hi", "spread_kind", *RATIO_COLS):
             rec[c] = lat[c] if lat is not None else None
         rec["latency_ms_p50_batch"] = lat["batch_size"] if lat is not None else None
         for c in ("peak_mem_mb", "energy_j_per_img"):
@@ -81,7 +84,8 @@ def performance(df: pd.DataFrame) -> pd.DataFrame:
         rec["command_run"] = g["run_label"].iloc[0]
         out.append(rec)
     cols = [*KEY, *PERF_COLS, "err_lo", "err_hi", "spread_kind", "latency_ms_p50_batch", "throughput_img_s_batch",
-            "peak_mem_mb_batch", "energy_j_per_img_batch", "parity_rel", "stable", "warnings", "command_run"]
+            "peak_mem_mb_batch", "energy_j_per_img_batch", "parity_rel", "stable", "warnings", "command_run",
+            *RATIO_COLS, *(f"thr_{c}" for c in RATIO_COLS)]
     res = pd.DataFrame(out, columns=cols)
     return res.merge(model_facts(df), on="model", how="left")
 
@@ -162,19 +166,60 @@ def summary(df: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
     return perf
 
 
-def relative(perf: pd.DataFrame, reference: str) -> pd.Series:
-    """Speed-up of each row over ``reference`` in the same configuration (reference latency / latency;
-    throughput ratio where latency is missing); NaN where the reference was not measured there."""
-    out = pd.Series(np.nan, index=perf.index, dtype=float)
+def relative(perf: pd.DataFrame, reference: str, col: str = "speedup") -> pd.DataFrame:
+    """Speed-up of each row over ``reference`` in the same configuration: ``col`` with its interval
+    ``col_lo``/``col_hi`` and ``col_paired``.
+
+    Paired where the row has a ratio to ``reference`` (interleaved rounds: speed-up = 1 / ratio_to_ref,
+    interval [1 / ratio_ci_high, 1 / ratio_ci_low]; the latency row's, else the best throughput row's).
+    Else unpaired: reference latency / latency, its interval from both rows' CIs of the median (none
+    without CIs), or the throughput quotient where latency is missing; NaN where the reference was not
+    measured there."""
+    out = pd.DataFrame(np.nan, index=perf.index, columns=[col, f"{col}_lo", f"{col}_hi"])
+    out[f"{col}_paired"] = False
+
+    def num(v):
+        return pd.to_numeric(v, errors="coerce")
     for _, g in perf.groupby("config"):
         ref = g[g["model"] == reference]
         if ref.empty:
             continue
-        rl, rt = ref["latency_ms_p50"].iloc[0], ref["throughput_img_s"].iloc[0]
-        by_lat = pd.to_numeric(rl, errors="coerce") / pd.to_numeric(g["latency_ms_p50"], errors="coerce")
-        by_thr = pd.to_numeric(g["throughput_img_s"], errors="coerce") / pd.to_numeric(rt, errors="coerce")
-        out[g.index] = by_lat.where(by_lat.notna(), by_thr)
+        r = ref.iloc[0]
+        by_lat = num(r["latency_ms_p50"]) / num(g["latency_ms_p50"])
+        by_thr = num(g["throughput_img_s"]) / num(r["throughput_img_s"])
+        ci = (g["spread_kind"] == "CI") & (r["spread_kind"] == "CI") & by_lat.notna()
+        out.loc[g.index, col] = by_lat.where(by_lat.notna(), by_thr)
+        out.loc[g.index, f"{col}_lo"] = (num(r.get("err_lo")) / num(g["err_hi"])).where(ci)
+        out.loc[g.index, f"{col}_hi"] = (num(r.get("err_hi")) / num(g["err_lo"])).where(ci)
+    for prefix in ("thr_", ""):   # the latency row's ratio wins over the throughput row's
+        cols = [f"{prefix}{c}" for c in ("ratio_to_ref", "ratio_ci_low", "ratio_ci_high", "ref_model")]
+        if not set(cols) <= set(perf.columns):
+            continue
+        v, lo, hi = (num(perf[c]) for c in cols[:3])
+        has = (perf[cols[3]] == reference) & v.notna() & lo.notna() & hi.notna() & (lo > 0)
+        out.loc[has, col], out.loc[has, f"{col}_lo"], out.loc[has, f"{col}_hi"] = 1 / v[has], 1 / hi[has], 1 / lo[has]
+        out.loc[has, f"{col}_paired"] = True
     return out
+
+
+def speedup_text(v: float, lo: float, hi: float, paired: bool) -> str:
+    """``1.23× [1.18, 1.27] faster``: faster or slower only where the interval excludes 1; ``(unpaired)``
+    where the figure is a quotient of two medians rather than a paired ratio."""
+    if v is None or v != v:
+        return "—"
+    text = f"{v:.2f}×"
+    if lo == lo and hi == hi and lo is not None and hi is not None:
+        text += f" [{lo:.2f}, {hi:.2f}]" + (" faster" if lo > 1 else " slower" if hi < 1 else "")
+    return text + ("" if paired else " (unpaired)")
+
+
+def ratio_text(r: pd.Series | dict, prefix: str = "") -> str:
+    """A row's paired ratio as a speed-up over its reference (see :func:`speedup_text`); — without one."""
+    v, lo, hi = (pd.to_numeric(r.get(f"{prefix}{c}"), errors="coerce") for c in ("ratio_to_ref", "ratio_ci_low",
+                                                                                 "ratio_ci_high"))
+    if not (v > 0 and lo > 0 and hi > 0):
+        return "—"
+    return speedup_text(1 / v, 1 / hi, 1 / lo, True)
 
 
 def op_shares(df: pd.DataFrame) -> pd.DataFrame:
@@ -225,13 +270,14 @@ def ablations(perf: pd.DataFrame, acc: pd.DataFrame, base: str = "lsnet_t") -> p
     d = perf[perf["model"].map(is_ablation) | (perf["model"] == base)].copy()
     if not d["model"].map(is_ablation).any():
         return d.iloc[:0]
-    d["speedup_vs_base"] = relative(d, base)
+    d = pd.concat([d, relative(d, base, "speedup_vs_base")], axis=1)
     d["front"] = ""
     for src, g in acc[~acc["top1_source"].str.startswith("published")].groupby("top1_source"):
         col = f"top1 [{src}]"
         d = d.merge(g[["model", "top1"]].rename(columns={"top1": col}), on="model", how="left")
         for _, c in d.groupby("config"):
-            on = pareto_mask(c, {col: "max", "latency_ms_p50": "min"}, {"latency_ms_p50": ("err_lo", "err_hi")})
+            on = pareto_mask(c, {col: "max", "latency_ms_p50": "min"}, {"latency_ms_p50": ("err_lo", "err_hi")},
+                             PAIRED)
             d.loc[on[on].index, "front"] += f"{src} "
     d["model"] = [m + (" *" if f else "") for m, f in zip(d["model"], d["front"])]
     d["front"] = d["front"].str.strip()
