@@ -275,3 +275,47 @@ def test_a_group_too_big_for_memory_runs_in_chunks_each_with_the_reference(toy_t
     by = {c.model: r for c, r in rows}
     assert by["b"]["ratio_to_ref"] == pytest.approx(2.0) and by["c"]["ratio_to_ref"] == pytest.approx(1.5)
     assert by["b"]["extra"]["group_cells"] == 2                          # chunks of the reference and one more
+
+
+# --- the command line -------------------------------------------------------------------------------
+
+FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02",
+        "--threads", "1", "--no-progress", "--no-report"]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--repeats", "2"], "--repeats re-measures"),
+    (["--reference", "repvit_m0_9"], "--reference repvit_m0_9 is not among the measured models"),
+    (["--precision", "1.5"], "--precision is a relative half-width"),
+    (["--max-time", "0.5", "--min-time", "1"], "--max-time 0.5 is below --min-time 1"),
+    (["--burst", "0"], "--burst must be > 0"),
+    (["--protocol", "interleaved", "--executor", "ray"], "cannot interleave"),
+])
+def test_bad_protocol_flags_exit_2_before_any_cell(tmp_path, capsys, flags, message):
+    import run_bench
+    argv = ["--suite", "latency", "--models", "lsnet_t,starnet_s1", "--out", str(tmp_path / "r"), *flags]
+    assert run_bench.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r" / "results.csv").exists()
+
+
+def test_sequential_rows_say_they_are_not_paired_and_interleaved_rows_are(tmp_path, capsys):
+    import json
+
+    import run_bench
+    for protocol in ("sequential", "interleaved"):
+        out = tmp_path / protocol
+        assert run_bench.main(["--suite", "latency", "--models", "lsnet_t,starnet_s1", "--protocol", protocol,
+                               "--out", str(out), *FAST]) == 0
+        rows = {json.loads(line)["model"]: json.loads(line) for line in (out / "results.jsonl").open()}
+        assert {r["protocol"] for r in rows.values()} == {protocol}
+        if protocol == "sequential":
+            assert all(r["ratio_to_ref"] is None for r in rows.values())
+        else:
+            s = rows["starnet_s1"]
+            assert s["ref_model"] == "lsnet_t" and s["ratio_ci_low"] <= s["ratio_to_ref"] <= s["ratio_ci_high"]
+            env = json.loads((out / "env.json").read_text())
+            drift = env["sessions"][-1]["drift"]
+            assert drift[0]["reference"] == "lsnet_t" and drift[0]["rounds"] == rows["lsnet_t"]["extra"]["n_rounds"]
+            printed = capsys.readouterr().out
+            assert "machine drift (latency eager cpu float32 bs1)" in printed and "time / ref" in printed
