@@ -132,7 +132,9 @@ def test_pool_places_on_chosen_nodes_and_ladders_stay_on_one_device(cluster, toy
 
 def test_rows_equal_the_inline_executors_but_timings_host_and_run_id(cluster, tmp_path, capsys):
     common = ["--suite", "flops,latency", "--models", "lsnet_t", "--device", "cpu", *FAST]
-    assert run_bench.main([*common, "--isolation", "inline", "--out", str(tmp_path / "local")]) == 0
+    # Ray runs one cell per task (the sequential protocol): compare with the local executor on the same protocol
+    assert run_bench.main([*common, "--isolation", "inline", "--protocol", "sequential",
+                           "--out", str(tmp_path / "local")]) == 0
     assert run_bench.main([*common, "--executor", "ray", "--ray-address", cluster.address, "--nodes", "machine_a",
                            "--out", str(tmp_path / "ray")]) == 0
     local, remote = read_jsonl(tmp_path / "local" / "results.jsonl"), read_jsonl(tmp_path / "ray" / "results.jsonl")
