@@ -87,9 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "first model)")
     p.add_argument("--burst", type=float, default=0.1,
                    help="interleaved: seconds each cell is timed for in one round")
-    p.add_argument("--max-time", type=float, default=3.0,
+    p.add_argument("--max-time", type=float, default=4.0,
                    help="interleaved: seconds of timed samples per cell at most; rounds stop earlier once every "
                         "interval and ratio is within --precision")
+    p.add_argument("--group-time", type=float, default=45.0,
+                   help="interleaved: seconds of rounds one comparison group takes at most, once every cell has "
+                        "--min-time (the budget of a large group: 35 models get about 1.3 s each)")
     p.add_argument("--precision", type=float, default=0.05,
                    help="interleaved: target half-width of every interval and ratio, relative (0.05 = +-5%%); "
                         "a ratio wider than it makes its row unstable")
@@ -212,7 +215,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
                                     ("--warmup", args.warmup, True), ("--min-time", args.min_time, True),
                                     ("--cell-timeout", args.cell_timeout, False), ("--repeats", args.repeats, False),
                                     ("--parity-tol", args.parity_tol, False), ("--burst", args.burst, False),
-                                    ("--max-time", args.max_time, False), ("--precision", args.precision, False)):
+                                    ("--max-time", args.max_time, False), ("--precision", args.precision, False),
+                                    ("--group-time", args.group_time, False)):
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
@@ -375,7 +379,8 @@ def configure(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
                    fused=not args.no_fuse, resolution=args.resolution, threads=args.threads or torch.get_num_threads(),
                    warmup=args.warmup, min_time=args.min_time, min_samples=args.min_samples,
                    repeats=args.repeats, pin_cores=args.pin_cores, parity_tol=args.parity_tol, protocol=protocol,
-                   reference=reference, burst=args.burst, max_time=args.max_time, precision=args.precision)
+                   reference=reference, burst=args.burst, max_time=args.max_time, precision=args.precision,
+                   group_time=args.group_time)
     return args, plan_kw
 
 

@@ -6,7 +6,8 @@ one suite on one device that differ in model, engine, dtype or batch size) is pr
 once and kept ready; then each round visits every cell once, in a fresh random order, for a short
 burst (``Cell.burst`` seconds). Rounds go on until every cell has ``min_time`` seconds of samples
 and ``MIN_ROUNDS`` rounds, and then until every cell's interval and every ratio against the
-reference are within ``precision`` (half-width, relative) or every cell has ``max_time`` seconds.
+reference are within ``precision`` (half-width, relative), or every cell has ``max_time`` seconds,
+or the group's rounds have taken ``group_time`` seconds in all (the budget of a large group).
 
 A cell's ratio to its reference (the same cell with the reference model: ``Suite.reference_of``)
 comes from per-round paired ratios (:func:`suites.measurement.paired_ratio`); a ratio wider than
@@ -50,7 +51,7 @@ class CellFailed(Exception):
 @with_headroom
 def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, float],
                refs: dict[Hashable, Hashable | None], *, burst: float, min_time: float, max_time: float,
-               precision: float, min_rounds: int = MIN_ROUNDS, clock: Callable[[], float] = time.perf_counter,
+               precision: float, group_time: float = float("inf"), min_rounds: int = MIN_ROUNDS, clock: Callable[[], float] = time.perf_counter,
                rng: random.Random | None = None, progress: Callable[[int], None] | None = None
                ) -> tuple[dict[Hashable, Measurement], dict[Hashable, BaseException]]:
     """Interleaved rounds over ``benches`` (warm already; ``per_call`` seconds from their warm-up).
@@ -62,6 +63,7 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
     live = dict(benches)
     n = {k: calls_per_burst(per_call[k], burst) for k in live}
     meas = {k: Measurement(paired=True, calls_per_sample=n[k] if b.batched else 1) for k, b in live.items()}
+    began = clock()
     stalls = {k: timing.StallFilter() for k in live}
     spent = dict.fromkeys(live, 0.0)
     failed: dict[Hashable, BaseException] = {}
@@ -74,7 +76,7 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
                 t0 = clock()
                 try:
                     with b.scope():
-                        ms = _burst(b, n[k])
+                        ms = _burst(b, n[k], burst, clock)
                 except Exception as exc:  # noqa: BLE001  (a failing cell leaves the group as an error row)
                     failed[k] = exc
                     del live[k]
@@ -85,7 +87,8 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
                 spent[k] += clock() - t0
             if progress is not None:
                 progress(r + 1)
-            if not live or _done(meas, spent, live, refs, r + 1, min_time, max_time, min_rounds, precision):
+            if not live or _done(meas, spent, live, refs, r + 1, min_time, max_time, min_rounds, precision,
+                                 clock() - began >= group_time):
                 break
     for k, m in meas.items():
         m.rounds = stalls[k].early_stalls(m.rounds)
@@ -95,16 +98,18 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
     return {k: m for k, m in meas.items() if k not in failed}, failed
 
 
-def _burst(b: timing.Bench, n: int) -> list[float]:
-    """One burst of ``n`` calls: ``n`` samples, or one sample of ``n`` back-to-back calls (batched)."""
+def _burst(b: timing.Bench, n: int, seconds: float, clock: Callable[[], float]) -> list[float]:
+    """One burst: samples of single calls for ``seconds`` (at least one), or, batched, one sample of
+    ``n`` back-to-back calls (sized from the warm-up) with one synchronisation."""
     b.timer.sync()
     if b.batched:
         token = b.timer.start()
         for _ in range(n):
             b.call()
         return [b.timer.stop(token) / n]
-    out = []
-    for _ in range(n):
+    out: list[float] = []
+    end = clock() + seconds
+    while not out or (clock() < end and len(out) < MAX_CALLS_PER_BURST):
         token = b.timer.start()
         b.call()
         out.append(b.timer.stop(token))
@@ -113,12 +118,14 @@ def _burst(b: timing.Bench, n: int) -> list[float]:
 
 def _done(meas: dict[Hashable, Measurement], spent: dict[Hashable, float], live: dict[Hashable, Any],
           refs: dict[Hashable, Hashable | None], rounds: int, min_time: float, max_time: float,
-          min_rounds: int, precision: float) -> bool:
+          min_rounds: int, precision: float, group_spent: bool) -> bool:
     least = min(spent[k] for k in live)
     if least >= max_time:
         return True
     if least < min_time or rounds < min_rounds:
         return False
+    if group_spent:
+        return True
     for k in live:
         if meas[k].spread / 2 > precision:
             return False
@@ -224,7 +231,8 @@ def _measure_ready(ready: dict[Cell, tuple[timing.Bench, float]], refs: dict[Cel
     bar = _progress_bar(ctx, f"rounds ({len(ready)} cells)")
     meas, failed = run_rounds({c: b for c, (b, _) in ready.items()}, {c: p for c, (_, p) in ready.items()},
                               {c: refs.get(c) for c in ready}, burst=first.burst, min_time=first.min_time,
-                              max_time=first.max_time, precision=first.precision, clock=clock,
+                              max_time=first.max_time, precision=first.precision, group_time=first.group_time,
+                              clock=clock,
                               progress=bar.update_to if bar is not None else None)
     if bar is not None:
         bar.close()

@@ -138,10 +138,22 @@ def test_rounds_stop_at_the_budget_when_the_target_is_not_reached():
     assert 2.0 <= spent < 2.0 + 0.2 and len(meas["a"].rounds) > interleave.MIN_ROUNDS
 
 
+def test_a_large_group_stops_at_its_group_budget_once_every_cell_has_min_time():
+    noisy = random.Random(2)
+    m = Machine(lambda t: 1.0 + noisy.random())
+    costs = {k: 10.0 for k in "abcdefgh"}
+    meas = _interleaved(m, costs, precision=0.001, min_time=0.5, max_time=100.0, group_time=6.0)
+    assert 6.0 <= m.t < 7.0
+    assert all(sum(sum(r) for r in x.rounds) / 1000 >= 0.5 for x in meas.values())
+    short = _interleaved(Machine(lambda t: 1.0 + noisy.random()), costs, precision=0.001, min_time=1.0,
+                         max_time=100.0, group_time=2.0)      # min_time outranks the group budget
+    assert all(sum(sum(r) for r in x.rounds) / 1000 >= 1.0 for x in short.values())
+
+
 def test_each_round_visits_every_cell_in_a_fresh_order():
     m = Machine(lambda t: 1.0)
     order: list[str] = []
-    benches = {k: timing.Bench(lambda k=k: (order.append(k), m.work(5.0)), SimTimer(m), lambda x: {})
+    benches = {k: timing.Bench(lambda k=k: (order.append(k), m.work(150.0)), SimTimer(m), lambda x: {})
                for k in "abcd"}
     run_rounds(benches, dict.fromkeys("abcd", 0.1), {}, burst=0.1, min_time=0.0, max_time=10.0, precision=0.5,
                clock=m.clock, rng=random.Random(3))
