@@ -10,8 +10,9 @@ reference are within ``precision`` (half-width, relative), or every cell has ``m
 or the group's rounds have taken ``group_time`` seconds in all (the budget of a large group).
 
 A cell's ratio to its reference (the same cell with the reference model: ``Suite.reference_of``)
-comes from per-round paired ratios (:func:`suites.measurement.paired_ratio`); a ratio wider than
-the target makes the row unstable. Where the group does not fit in memory at once it is measured
+comes from per-round paired ratios (:func:`suites.measurement.ratio_of`), in groups of twelve cells or
+more of round medians corrected for the drift within a round (:func:`suites.measurement.drift_corrected`);
+a ratio wider than the target makes the row unstable. Where the group does not fit in memory at once it is measured
 in chunks, each with the reference cells prepared again. An out-of-memory ladder (throughput,
 train) is interleaved across models at each batch size, and a model that runs out of memory skips
 its larger batches. A cell that fails to prepare or run is a row; the group goes on without it.
@@ -26,7 +27,8 @@ from typing import Any
 
 from suites import timing
 from suites.cell import Cell, Context
-from suites.measurement import Measurement, Ratio, paired_ratio
+from suites.measurement import (MIN_CELLS_FOR_DRIFT, Measurement, Ratio, drift_corrected, ratio_of,
+                                round_values)
 from suites.stackroom import with_headroom
 
 MIN_ROUNDS = 10
@@ -126,15 +128,23 @@ def _done(meas: dict[Hashable, Measurement], spent: dict[Hashable, float], live:
         return False
     if group_spent:
         return True
+    values = _round_values({k: meas[k] for k in live})
     for k in live:
-        if meas[k].spread / 2 > precision:
-            return False
         ref = refs.get(k)
         if ref is not None and ref != k and ref in live:
-            ratio = paired_ratio(meas[k], meas[ref])
+            ratio = ratio_of(values[k], values[ref])
             if ratio is None or ratio.half_width > precision:
                 return False
+        elif meas[k].spread / 2 > precision:      # no ratio judges it: its own interval must settle
+            return False
     return True
+
+
+def _round_values(meas: dict[Hashable, Measurement]) -> dict[Hashable, list[float | None]]:
+    """The round medians ratios are taken of: drift-corrected in groups of ``MIN_CELLS_FOR_DRIFT`` or more."""
+    if len(meas) >= MIN_CELLS_FOR_DRIFT:
+        return drift_corrected(meas)
+    return {k: round_values(m) for k, m in meas.items()}
 
 
 def group_key(cell: Cell) -> Cell:
@@ -238,13 +248,15 @@ def _measure_ready(ready: dict[Cell, tuple[timing.Bench, float]], refs: dict[Cel
         bar.close()
     wall0 = time.time() - clock()
     results = {c: failure(exc) for c, exc in failed.items()}
+    corrected = len(meas) >= MIN_CELLS_FOR_DRIFT
+    values = _round_values(meas)
     for c, m in meas.items():
         ref = refs.get(c)
         ratio: Ratio | None = None
         if ref == c:
             ratio = Ratio(1.0, 1.0, 1.0, len(m.rounds))
         elif ref in meas:
-            ratio = paired_ratio(m, meas[ref])
+            ratio = ratio_of(values[c], values[ref])
         m.judge_spread = ratio is None
         if ratio is not None and ratio.half_width > c.precision:
             m.stable_override = False
@@ -259,7 +271,8 @@ def _measure_ready(ready: dict[Cell, tuple[timing.Bench, float]], refs: dict[Cel
             results[c] = failure(exc)
             continue
         out.setdefault("status", "ok")
-        out["extra"] = {**(out.get("extra") or {}), **m.facts(), "group_cells": len(ready)}
+        out["extra"] = {**(out.get("extra") or {}), **m.facts(), "group_cells": len(ready),
+                        "ratio_drift_corrected": corrected}
         if ratio is not None and ref is not None:
             out.update(ratio.columns(ref.model))
         results[c] = out

@@ -10,12 +10,14 @@ The interval of the median comes from the rounds, not from samples of one burst:
 medians (binomial order statistics), so the machine's drift between rounds widens it; with fewer
 rounds (the sequential protocol) it is the same interval over the samples, widened to cover every
 round's median. :func:`paired_ratio` gives a cell's time against a reference cell from per-round
-ratios of rounds both took part in.
+ratios of rounds both took part in; in groups of at least ``MIN_CELLS_FOR_DRIFT`` cells the round
+medians are first corrected for the drift within a round (:func:`drift_corrected`).
 """
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,12 +175,52 @@ class Ratio:
                 "ratio_ci_high": self.high}
 
 
-def paired_ratio(cell: Measurement, ref: Measurement) -> Ratio | None:
-    """Median and interval of ``median(cell round) / median(ref round)`` over the rounds both have
-    (the i-th round of each; both must come from the same interleaved rounds); None without pairs."""
-    pairs = [statistics.median(a) / statistics.median(b) for a, b in zip(cell.rounds, ref.rounds) if a and b
-             and statistics.median(b) > 0]
+def round_values(m: Measurement) -> list[float | None]:
+    """The median of each round (None for a round whose samples were all stalls), by round index."""
+    return [statistics.median(r) if r else None for r in m.rounds]
+
+
+def ratio_of(cell: Sequence[float | None], ref: Sequence[float | None]) -> Ratio | None:
+    """Median and interval of the per-round ratios ``cell[i] / ref[i]`` over the rounds both have."""
+    pairs = [a / b for a, b in zip(cell, ref) if a is not None and b is not None and b > 0]
     if not pairs:
         return None
     lo, hi = median_ci(pairs)
     return Ratio(statistics.median(pairs), lo, hi, len(pairs))
+
+
+def paired_ratio(cell: Measurement, ref: Measurement) -> Ratio | None:
+    """:func:`ratio_of` the two measurements' round medians (both from the same interleaved rounds)."""
+    return ratio_of(round_values(cell), round_values(ref))
+
+
+DRIFT_NEIGHBOURS = 6
+MIN_CELLS_FOR_DRIFT = 12   # below it a round is short and the correction adds more noise than it removes
+
+
+def drift_corrected(meas: Mapping[Hashable, Measurement],
+                    neighbours: int = DRIFT_NEIGHBOURS) -> dict[Hashable, list[float | None]]:
+    """Each cell's round medians divided by the machine's speed at the moment of its burst.
+
+    In a round of many cells a cell's burst and its reference's lie seconds apart, long enough for
+    the machine to change speed between them. The speed at a burst is estimated from the
+    ``neighbours`` bursts of *other* cells nearest to it in time, each as its round median over
+    its own cell's median (1 = that cell's usual speed), taking their median. The random order of
+    every round makes the neighbours a random mix of cells, so the correction has no bias for any
+    cell; it takes out the drift that the round's length lets through.
+    """
+    usual = {k: statistics.median([v for v in round_values(m) if v is not None] or [math.nan]) for k, m in meas.items()}
+    bursts = sorted((t, k, i, v) for k, m in meas.items() for i, (t, v) in enumerate(zip(m.starts, round_values(m)))
+                    if v is not None and usual[k] > 0)
+    out: dict[Hashable, list[float | None]] = {k: [None] * len(m.rounds) for k, m in meas.items()}
+    for j, (t, k, i, v) in enumerate(bursts):
+        near: list[float] = []
+        lo, hi = j - 1, j + 1
+        while len(near) < neighbours and (lo >= 0 or hi < len(bursts)):
+            take_lo = hi >= len(bursts) or (lo >= 0 and t - bursts[lo][0] <= bursts[hi][0] - t)
+            other = bursts[lo] if take_lo else bursts[hi]
+            lo, hi = (lo - 1, hi) if take_lo else (lo, hi + 1)
+            if other[1] != k:
+                near.append(other[3] / usual[other[1]])
+        out[k][i] = v / statistics.median(near) if near else v
+    return out
