@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None, metavar="MODEL",
                    help="the model every ratio_to_ref is taken against (default lsnet_t when measured, else the "
                         "first model)")
-    p.add_argument("--burst", type=float, default=0.1,
+    p.add_argument("--burst", type=float, default=0.05,
                    help="interleaved: seconds each cell is timed for in one round")
     p.add_argument("--max-time", type=float, default=4.0,
                    help="interleaved: seconds of timed samples per cell at most; rounds stop earlier once every "

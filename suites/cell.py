@@ -37,7 +37,7 @@ class Cell:
     parity_tol: float | None = None  # an engine's largest relative error from eager float32 (None: by dtype)
     protocol: str = "interleaved"   # timed suites: one of PROTOCOLS (see suites.interleave)
     reference: str | None = None    # the model every ratio of the cell's group is taken against
-    burst: float = 0.1              # interleaved: seconds of one cell's burst in a round
+    burst: float = 0.05             # interleaved: seconds of one cell's burst in a round
     max_time: float = 4.0           # interleaved: seconds of timed samples per cell at most
     group_time: float = 45.0        # interleaved: seconds of rounds a whole group takes at most (after min_time)
     precision: float = 0.05         # interleaved: target half-width of the intervals, relative
