@@ -81,6 +81,7 @@ def _guarded(task: Task, measure: Callable[[], Iterable[tuple[Cell, dict[str, An
         if module:
             importlib.import_module(module)
         registry.get(first.suite)
+        malloc = guards.steady_malloc()
         cores = hostinfo.parse_cores(first.pin_cores) if first.pin_cores else None
         with guards.threads(first.threads) as threads, hostinfo.pinned(cores), guards.cpu_allocation_limit(first):
             meter = CpuContention()
@@ -99,7 +100,7 @@ def _guarded(task: Task, measure: Callable[[], Iterable[tuple[Cell, dict[str, An
                 if result.get("stable") is not None:
                     result["stable"] = False
             result["warnings"] = warnings
-            result["extra"] = {**(result.get("extra") or {}), "cpu_contention": shares}
+            result["extra"] = {**(result.get("extra") or {}), "cpu_contention": shares, "malloc": malloc}
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001  (every failure of a cell becomes its row)
