@@ -19,7 +19,6 @@ from typing import Any
 
 from schema import IDENTITY_COLUMNS
 from suites.cell import Cell, Context
-from suites.guards import one_line
 
 Outcome = dict[str, Any]
 
@@ -104,8 +103,8 @@ def _guarded(task: Task, measure: Callable[[], Iterable[tuple[Cell, dict[str, An
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001  (every failure of a cell becomes its row)
-        from suites.guards import is_oom
-        failed = {"status": "oom" if is_oom(exc) else "error", "error": one_line(exc)}
+        from suites.guards import failure
+        failed = failure(exc)
         finished = {c for c, _ in done}
         done += [(c, dict(failed)) for c in task.cells if c not in finished]
     finally:

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -23,6 +24,11 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     msg = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def failure(exc: BaseException) -> dict[str, Any]:
+    """The ``oom`` or ``error`` result of a cell that raised ``exc``."""
+    return {"status": "oom" if is_oom(exc) else "error", "error": one_line(exc)}
 
 
 def is_oom(exc: BaseException) -> bool:

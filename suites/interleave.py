@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
-from suites import timing
+from suites import guards, timing
 from suites.cell import Cell, Context
 from suites.measurement import (MIN_CELLS_FOR_DRIFT, Measurement, Ratio, drift_corrected, ratio_of,
                                 round_values)
@@ -194,7 +194,6 @@ def _chain(cell: Cell) -> Cell:
 def _measure_chunks(suite: Any, cells: list[Cell], ctx: Context,
                     clock: Callable[[], float]) -> Iterator[tuple[Cell, dict[str, Any]]]:
     """The cells in chunks that fit in memory, each chunk with the reference cells of its members."""
-    from suites import guards
     refs = {c: suite.reference_of(c) for c in cells}
     members = set(cells)
     pending = sorted(cells, key=lambda c: refs[c] != c)      # reference cells first
@@ -218,18 +217,12 @@ def _measure_chunks(suite: Any, cells: list[Cell], ctx: Context,
                 except timing.Skip as skip:
                     results[c] = skip.result()
                 except Exception as exc:  # noqa: BLE001  (a cell that cannot be prepared is a row)
-                    results[c] = failure(exc)
+                    results[c] = guards.failure(exc)
             own = [c for c in taken if c in pending]        # a reference of an earlier chunk has its row
             pending = [c for c in pending if c not in taken]
             results.update(_measure_ready(ready, refs, clock, ctx))
             for c in own:
                 yield c, results[c]
-
-
-def failure(exc: BaseException) -> dict[str, Any]:
-    """An ``oom`` or ``error`` result for an exception."""
-    from suites.guards import is_oom, one_line
-    return {"status": "oom" if is_oom(exc) else "error", "error": one_line(exc)}
 
 
 def _measure_ready(ready: dict[Cell, tuple[timing.Bench, float]], refs: dict[Cell, Cell],
@@ -247,7 +240,7 @@ def _measure_ready(ready: dict[Cell, tuple[timing.Bench, float]], refs: dict[Cel
     if bar is not None:
         bar.close()
     wall0 = time.time() - clock()
-    results = {c: failure(exc) for c, exc in failed.items()}
+    results = {c: guards.failure(exc) for c, exc in failed.items()}
     corrected = len(meas) >= MIN_CELLS_FOR_DRIFT
     values = _round_values(meas)
     for c, m in meas.items():
@@ -268,7 +261,7 @@ def _measure_ready(ready: dict[Cell, tuple[timing.Bench, float]], refs: dict[Cel
         try:
             out = dict(ready[c][0].finish(m))
         except Exception as exc:  # noqa: BLE001  (a failing summary is the cell's row, not the group's end)
-            results[c] = failure(exc)
+            results[c] = guards.failure(exc)
             continue
         out.setdefault("status", "ok")
         out["extra"] = {**(out.get("extra") or {}), **m.facts(), "group_cells": len(ready),
