@@ -143,7 +143,8 @@ def test_rows_equal_the_inline_executors_but_timings_host_and_run_id(cluster, tm
         skip = TIMING | {"host", "run_id"}
         assert {c: a[c] for c in ROW_COLUMNS if c not in skip} == {c: b[c] for c in ROW_COLUMNS if c not in skip}
         assert a["cell"] == b["cell"] and b["extra"]["ray"]["node"] == "machine_a"
-        measured = {"ray", "cpu_contention", "n_stalls", "resampled_s"}     # facts of each run, not of the cell
+        measured = {"ray", "cpu_contention", "n_stalls", "resampled_s", "round_medians_ms",   # facts of each run,
+                    "round_starts_unix_s"}                                            # not of the cell
         assert {k: v for k, v in a["extra"].items() if k not in measured} == \
             {k: v for k, v in b["extra"].items() if k not in measured and k in a["extra"]}
     env = json.loads((tmp_path / "ray" / "env.json").read_text())
