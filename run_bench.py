@@ -90,9 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-time", type=float, default=4.0,
                    help="interleaved: seconds of timed samples per cell at most; rounds stop earlier once every "
                         "interval and ratio is within --precision")
-    p.add_argument("--group-time", type=float, default=45.0,
+    p.add_argument("--group-time", type=float, default=75.0,
                    help="interleaved: seconds of rounds one comparison group takes at most, once every cell has "
-                        "--min-time (the budget of a large group: 35 models get about 1.3 s each)")
+                        "--min-time (the budget of a large group: 35 models get about 2 s each)")
     p.add_argument("--precision", type=float, default=0.05,
                    help="interleaved: target half-width of every interval and ratio, relative (0.05 = +-5%%); "
                         "a ratio wider than it makes its row unstable")

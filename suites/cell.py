@@ -39,7 +39,7 @@ class Cell:
     reference: str | None = None    # the model every ratio of the cell's group is taken against
     burst: float = 0.05             # interleaved: seconds of one cell's burst in a round
     max_time: float = 4.0           # interleaved: seconds of timed samples per cell at most
-    group_time: float = 45.0        # interleaved: seconds of rounds a whole group takes at most (after min_time)
+    group_time: float = 75.0        # interleaved: seconds of rounds a whole group takes at most (after min_time)
     precision: float = 0.05         # interleaved: target half-width of the intervals, relative
     options: Any = None             # the suite's Options instance; None = its defaults
 
