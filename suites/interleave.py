@@ -42,19 +42,11 @@ def calls_per_burst(per_call_s: float, burst: float) -> int:
     return max(1, min(MAX_CALLS_PER_BURST, round(burst / max(per_call_s, 1e-9))))
 
 
-class CellFailed(Exception):
-    """A cell's call raised during the rounds; it leaves the group."""
-
-    def __init__(self, key: Hashable, exc: BaseException):
-        super().__init__(str(exc))
-        self.key, self.exc = key, exc
-
-
 @with_headroom
 def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, float],
                refs: dict[Hashable, Hashable | None], *, burst: float, min_time: float, max_time: float,
-               precision: float, group_time: float = float("inf"), min_rounds: int = MIN_ROUNDS, clock: Callable[[], float] = time.perf_counter,
-               rng: random.Random | None = None, progress: Callable[[int], None] | None = None
+               precision: float, group_time: float = float("inf"), min_rounds: int = MIN_ROUNDS,
+               clock: Callable[[], float] = time.perf_counter, rng: random.Random | None = None, progress: Callable[[int], None] | None = None
                ) -> tuple[dict[Hashable, Measurement], dict[Hashable, BaseException]]:
     """Interleaved rounds over ``benches`` (warm already; ``per_call`` seconds from their warm-up).
 
@@ -63,8 +55,8 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
     """
     rng = rng or random.Random()
     live = dict(benches)
-    n = {k: calls_per_burst(per_call[k], burst) for k in live}
-    meas = {k: Measurement(paired=True, calls_per_sample=n[k] if b.batched else 1) for k, b in live.items()}
+    n = {k: calls_per_burst(per_call[k], burst) if b.batched else 1 for k, b in live.items()}   # calls per sample
+    meas = {k: Measurement(paired=True, calls_per_sample=n[k]) for k in live}
     began = clock()
     stalls = {k: timing.StallFilter() for k in live}
     spent = dict.fromkeys(live, 0.0)
@@ -102,7 +94,7 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
 
 def _burst(b: timing.Bench, n: int, seconds: float, clock: Callable[[], float]) -> list[float]:
     """One burst: samples of single calls for ``seconds`` (at least one), or, batched, one sample of
-    ``n`` back-to-back calls (sized from the warm-up) with one synchronisation."""
+    ``n`` back-to-back calls (sized from the warm-up to last ``seconds``) with one synchronisation."""
     b.timer.sync()
     if b.batched:
         token = b.timer.start()

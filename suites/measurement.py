@@ -65,9 +65,14 @@ class Measurement:
     resampled_s: float = 0.0
     calls_per_sample: int = 1
     notes: list[str] = field(default_factory=list)
-    stable_override: bool | None = None    # set False by checks outside the samples (a ratio, contention)
+    stable_override: bool | None = None    # set False by a check outside the samples (a ratio too wide)
     clock_offset: float = 0.0              # add to ``starts`` for Unix time
     judge_spread: bool = True              # False where a paired ratio judges the row instead (see verdict)
+
+    @property
+    def protocol(self) -> str:
+        """The ``protocol`` column: ``interleaved`` when paired, else ``sequential``."""
+        return "interleaved" if self.paired else "sequential"
 
     @property
     def samples(self) -> list[float]:
@@ -135,10 +140,12 @@ class Measurement:
 
     def merge(self, other: "Measurement") -> "Measurement":
         """Both measurements' rounds as one (e.g. the same cell measured in several processes)."""
-        return Measurement(self.rounds + other.rounds, self.n_stalls + other.n_stalls, self.starts + other.starts,
-                           self.paired and other.paired, self.resampled_s + other.resampled_s,
-                           self.calls_per_sample, list(dict.fromkeys(self.notes + other.notes)),
-                           False if False in (self.stable_override, other.stable_override) else None)
+        return Measurement(rounds=self.rounds + other.rounds, n_stalls=self.n_stalls + other.n_stalls,
+                           starts=self.starts + other.starts, paired=self.paired and other.paired,
+                           resampled_s=self.resampled_s + other.resampled_s, calls_per_sample=self.calls_per_sample,
+                           notes=list(dict.fromkeys(self.notes + other.notes)),
+                           stable_override=False if False in (self.stable_override, other.stable_override) else None,
+                           clock_offset=self.clock_offset, judge_spread=self.judge_spread and other.judge_spread)
 
     def facts(self) -> dict[str, Any]:
         """What ``extra`` keeps of it: stalls, re-sampling time, the rounds and their medians."""

@@ -30,7 +30,7 @@ def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
             out: dict[str, Any] = {
                 "throughput_img_s": images * 1000.0 / ms_per_batch, "params_m": step.params / 1e6,
                 "parity_rel": step.parity_rel, "n_samples": len(rounds), "samples": rounds, "stable": stable,
-                "warnings": reasons, "protocol": "interleaved" if m.paired else "sequential",
+                "warnings": reasons, "protocol": m.protocol,
                 "extra": {**m.facts(), "ms_per_run_median": ms_per_batch, "images_per_run": images, **step.info}}
             if metered:
                 energy = energy_fields(sampler, m, images)

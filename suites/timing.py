@@ -214,8 +214,7 @@ def trusted(m: Measurement) -> dict[str, Any]:
     """The row fields of a :class:`Measurement`: the latency columns, ``stable``, ``warnings``, the
     raw ``samples`` and ``protocol``."""
     stable, reasons = m.verdict()
-    return {**m.summary(), "stable": stable, "warnings": reasons, "samples": m.samples,
-            "protocol": "interleaved" if m.paired else "sequential"}
+    return {**m.summary(), "stable": stable, "warnings": reasons, "samples": m.samples, "protocol": m.protocol}
 
 
 @with_headroom
