@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from reports.config import add_config
-from schema import NUMERIC_COLUMNS, ROW_COLUMNS, read_jsonl
+from suites.core.schema import NUMERIC_COLUMNS, ROW_COLUMNS, read_jsonl
 
 
 class ResultsError(ValueError):

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 
 from reports.pareto import PAIRED, pareto_mask  # noqa: E402
 from reports.style import FAMILY_COLORS, KIND_COLORS, color_of, family_of  # noqa: E402
-from schema import OP_KINDS  # noqa: E402
+from suites.core.schema import OP_KINDS  # noqa: E402
 
 PANEL_W, PANEL_H = 6.4, 4.6
 LOG_RATIO = 8.0  # use a log axis when the data spans more than this factor

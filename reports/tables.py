@@ -3,7 +3,7 @@
 Rules (stated in the report): latency, peak memory and energy come from the smallest batch size measured
 for that figure (every batch size is in the batch-size figures); throughput is the best over batch sizes.
 Params and MACs are per model (any row). Accuracy is a property of the weights, so each (model, top-1
-source) value joins every configuration; published ImageNet top-1 from ``schema/data/published.csv`` is
+source) value joins every configuration; published ImageNet top-1 from ``suites/core/data/published.csv`` is
 added for models the rows give none for, labelled ``published:imagenet-1k`` with whether it is distilled
 and the resolution it was evaluated at. Rows of different suites or engines are never merged into one number.
 """
@@ -16,7 +16,7 @@ import pandas as pd
 
 from reports.pareto import PAIRED, pair_group, pareto_mask
 from reports.style import is_ablation
-from schema import published
+from suites.core import published
 
 PUBLISHED_SOURCE = "published:imagenet-1k"
 INFERENCE_SUITES = ("latency", "throughput", "memory")   # the suites whose figures form a model's performance

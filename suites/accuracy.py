@@ -6,8 +6,8 @@
   ``lsnet.load_checkpoint`` takes) evaluated on ``--data`` (ImageFolder layout) with the official
   preprocessing, through the cell's engine; top-1/top-5 in percent.
 - ``proxy`` (``proxy:v<version>-seed<seed>-<steps>steps``): the generated spatial task of
-  :mod:`suites.proxy_task`, trained from scratch in eager PyTorch for a fixed step budget.
-- ``published`` (``published:imagenet-1k``): ImageNet-1k top-1 from ``schema/data/published.csv``;
+  :mod:`suites.core.proxy_task`, trained from scratch in eager PyTorch for a fixed step budget.
+- ``published`` (``published:imagenet-1k``): ImageNet-1k top-1 from ``suites/core/data/published.csv``;
   the tag and citation go into ``extra``.
 
 ``dataset`` defaults to ``imagefolder`` when ``--data`` is given.
@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 
-import engines
-from suites import zoo
-from suites.cell import Cell, Context
-from suites.counting import count_params
-from suites.devices import is_cuda
-from suites.registry import Suite, register
+from suites import engines
+from suites.core import zoo
+from suites.core.cell import Cell, Context
+from suites.core.counting import count_params
+from suites.core.devices import is_cuda
+from suites.core.registry import Suite, register
 
 DATASETS = ("imagefolder", "proxy", "published")
 
@@ -92,11 +92,11 @@ def _params_m(model: torch.nn.Module) -> float:
 
 
 def _published(cell: Cell, ctx: Context) -> dict[str, Any]:
-    from schema import published
+    from suites.core import published
     pub = published.lookup(cell.model, cell.opts.tag)
     if pub is None:  # not a failure: e.g. the mixer variants were never published
         return {"status": "skipped", "error": f"no published ImageNet top-1 for {cell.model!r} in "
-                                              f"schema/data/published.csv (models with one: {', '.join(published.models())})"}
+                                              f"suites/core/data/published.csv (models with one: {', '.join(published.models())})"}
     row: dict[str, Any] = {"top1": pub.top1, "top1_source": "published:imagenet-1k",
                            "extra": {"tag": pub.tag, "eval_img_size": pub.eval_img_size, "top5": pub.top5, "source": pub.cited,
                                      "published_params_m": pub.params_m, "published_gmacs": pub.gmacs}}
@@ -106,7 +106,7 @@ def _published(cell: Cell, ctx: Context) -> dict[str, Any]:
 
 
 def _proxy(cell: Cell, ctx: Context) -> dict[str, Any]:
-    from suites import proxy_task
+    from suites.core import proxy_task
     o = cell.opts
     cfg = proxy_task.ProxyConfig.from_options({k: v for k, v in dataclasses.asdict(o).items() if k.startswith("proxy_")})
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
@@ -125,7 +125,7 @@ def _imagefolder(cell: Cell, ctx: Context) -> dict[str, Any]:
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from suites.imagefolder import EvalTransform, ImageFolderDataset
+    from suites.core.imagefolder import EvalTransform, ImageFolderDataset
 
     o: Options = cell.opts
     transform = EvalTransform(cell.resolution, o.crop_ratio)

@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
-from suites import modelprep
-from suites.cell import Cell, Context
-from suites.counting import count_params, flop_counter_macs, fvcore_macs
-from suites.registry import Suite, register
+from suites.core import modelprep
+from suites.core.cell import Cell, Context
+from suites.core.counting import count_params, flop_counter_macs, fvcore_macs
+from suites.core.registry import Suite, register
 
 
 def run(cell: Cell, ctx: Context) -> dict[str, Any]:

@@ -10,8 +10,8 @@ reference are within ``precision`` (half-width, relative), or every cell has ``m
 or the group's rounds have taken ``group_time`` seconds in all (the budget of a large group).
 
 A cell's ratio to its reference (the same cell with the reference model: ``Suite.reference_of``)
-comes from per-round paired ratios (:func:`suites.measurement.ratio_of`), in groups of twelve cells or
-more of round medians corrected for the drift within a round (:func:`suites.measurement.drift_corrected`);
+comes from per-round paired ratios (:func:`suites.core.measurement.ratio_of`), in groups of twelve cells or
+more of round medians corrected for the drift within a round (:func:`suites.core.measurement.drift_corrected`);
 a ratio wider than the target makes the row unstable. Where the group does not fit in memory at once it is measured
 in chunks, each with the reference cells prepared again. An out-of-memory ladder (throughput,
 train) is interleaved across models at each batch size, and a model that runs out of memory skips
@@ -25,11 +25,11 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
-from suites import guards, timing
-from suites.cell import Cell, Context
-from suites.measurement import (MIN_CELLS_FOR_DRIFT, Measurement, Ratio, drift_corrected, ratio_of,
+from suites.core import guards, timing
+from suites.core.cell import Cell, Context
+from suites.core.measurement import (MIN_CELLS_FOR_DRIFT, Measurement, Ratio, drift_corrected, ratio_of,
                                 round_values)
-from suites.stackroom import with_headroom
+from suites.core.stackroom import with_headroom
 
 MIN_ROUNDS = 10
 MAX_ROUNDS = 100_000
@@ -159,7 +159,7 @@ def run_group(cells: Sequence[Cell], ctx: Context, ladder: bool = False,
     ``ladder``: the cells are out-of-memory ladders; each batch size is measured as one group after
     the smaller ones, without the models that ran out of memory.
     """
-    from suites import registry
+    from suites.core import registry
     suite = registry.get(cells[0].suite)
     stages = sorted({c.batch_size for c in cells}) if ladder else [None]
     oom_at: dict[str, int] = {}

@@ -4,11 +4,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import engines
-from suites import timing
-from suites.cell import Cell, Context
+from suites import engines
+from suites.core import timing
+from suites.core.cell import Cell, Context
 from suites.interleave import sequential
-from suites.registry import Suite, register
+from suites.core.registry import Suite, register
 
 
 @contextlib.contextmanager

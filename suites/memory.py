@@ -13,13 +13,13 @@ from typing import Any
 
 import torch
 
-import engines
-from engines.base import Step
-from suites.cell import Cell, Context
-from suites.devices import is_cuda
-from suites.modelprep import param_bytes
-from suites.registry import Suite, register
-from suites.telemetry import gpu_memory_used
+from suites import engines
+from suites.engines.base import Step
+from suites.core.cell import Cell, Context
+from suites.core.devices import is_cuda
+from suites.core.modelprep import param_bytes
+from suites.core.registry import Suite, register
+from suites.core.telemetry import gpu_memory_used
 
 FORWARDS = 3
 

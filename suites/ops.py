@@ -25,11 +25,11 @@ import torch
 
 from lsnet.model import CONFIGS
 from lsnet.ops import ska, ska_bn_add, ska_reference
-from suites import timing
-from suites.cell import Cell, Context
-from suites.devices import is_cuda
+from suites.core import timing
+from suites.core.cell import Cell, Context
+from suites.core.devices import is_cuda
 from suites.interleave import sequential
-from suites.registry import Suite, register
+from suites.core.registry import Suite, register
 
 BACKENDS = ("reference", "torch", "triton", "official")
 MODES = ("fwd", "bn_add", "fwd_bwd")

@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, schedule, tensorboard_trace_handler
 
-import engines
-from engines.base import Step
-from schema import OP_KINDS
-from suites.cell import Cell, Context
-from suites.devices import is_cuda
-from suites.registry import Suite, register
+from suites import engines
+from suites.engines.base import Step
+from suites.core.schema import OP_KINDS
+from suites.core.cell import Cell, Context
+from suites.core.devices import is_cuda
+from suites.core.registry import Suite, register
 
 WAIT, WARMUP, ACTIVE = 1, 2, 5
 

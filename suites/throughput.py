@@ -8,13 +8,13 @@ import statistics
 from collections.abc import Iterator
 from typing import Any
 
-import engines
-from suites import timing
-from suites.cell import Cell, Context
-from suites.devices import is_cuda
+from suites import engines
+from suites.core import timing
+from suites.core.cell import Cell, Context
+from suites.core.devices import is_cuda
 from suites.interleave import sequential
-from suites.registry import Suite, register
-from suites.telemetry import PowerSampler
+from suites.core.registry import Suite, register
+from suites.core.telemetry import PowerSampler
 
 
 @contextlib.contextmanager

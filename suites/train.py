@@ -28,16 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.base import seeded_weights
+from suites.core.modelprep import seeded_weights
 from lsnet.model import SKA
 from lsnet.ops.ska import BACKENDS as SKA_BACKENDS
 from lsnet.ops.ska import resolve_backend
-from suites import guards, modelprep, timing
-from suites.cell import Cell, Context
-from suites.counting import count_params
-from suites.devices import is_cuda
+from suites.core import guards, modelprep, timing
+from suites.core.cell import Cell, Context
+from suites.core.counting import count_params
+from suites.core.devices import is_cuda
 from suites.interleave import sequential
-from suites.registry import Suite, register
+from suites.core.registry import Suite, register
 
 OPTIMIZERS = ("sgd", "adamw")
 SGD_MOMENTUM = 0.9

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suites.cell import Cell, Context
-from suites.registry import Suite, register
+from suites.core.cell import Cell, Context
+from suites.core.registry import Suite, register
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 import lsnet
-from suites import accuracy, proxy_task, zoo
-from schema import MEASURE_COLUMNS, STATUS_COLUMNS
-from suites.cell import Cell, Context
-from suites.imagefolder import IMAGENET_MEAN, IMAGENET_STD, DatasetLayoutError, EvalTransform, scan
+from suites import accuracy
+from suites.core import proxy_task, zoo
+from suites.core.schema import MEASURE_COLUMNS, STATUS_COLUMNS
+from suites.core.cell import Cell, Context
+from suites.core.imagefolder import IMAGENET_MEAN, IMAGENET_STD, DatasetLayoutError, EvalTransform, scan
 
 RES = 64  # small input for speed; the model is built at the same size
 

@@ -9,9 +9,9 @@ from torch import nn
 import baselines
 import lsnet
 from baselines import efficientvit, fasternet, fastvit, repvit, shvit, starnet
-from suites import zoo
-from schema import published
-from suites.counting import count_params, fvcore_macs
+from suites.core import zoo
+from suites.core import published
+from suites.core.counting import count_params, fvcore_macs
 
 # The published params_m (unfused; RepViT with its distillation head) and gmacs_224_fvcore (fvcore on
 # timm's implementation at 224) of every baseline in the project's published table.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import run_bench
-from schema import ROW_COLUMNS
+from suites.core.schema import ROW_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--models", "lsnet_t", "--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3",
@@ -58,7 +58,8 @@ def test_list_and_help(capsys):
     assert run_bench.main(["--list"]) == 0
     out = capsys.readouterr().out
     assert "lsnet_t" in out and "latency" in out and "cpu" in out
-    help_text = run_bench.build_parser().format_help()
+    from suites.cli.main import build_parser
+    help_text = build_parser().format_help()
     assert "engines:" in out and "eager  available" in out and "ops" in out
     for flag in ("--suite", "--device", "--models", "--batch-sizes", "--dtype", "--channels-last", "--compile",
                  "--cuda-graphs", "--no-fuse", "--threads", "--resolution", "--warmup", "--min-time", "--out", "--list",
@@ -130,7 +131,7 @@ def test_accuracy_wiring(tmp_path, monkeypatch):
         return {"top1": 12.5, "top1_source": "test"}
     import dataclasses
 
-    from suites import registry
+    from suites.core import registry
     monkeypatch.setitem(registry._REGISTRY, "accuracy", dataclasses.replace(acc.SUITE, run=fake_run))
     out = tmp_path / "run"
     assert run_bench.main(["--suite", "accuracy", "--data", "/d", "--checkpoint", "/c.pth", "--num-classes", "10",

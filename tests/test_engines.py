@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-import engines
+from suites import engines
 import run_bench
-from engines.base import ParityError, Step, check_parity, eager_reference, relative_error
-from suites import registry
-from suites.cell import Cell, Context
+from suites.engines.base import ParityError, Step, check_parity, eager_reference, relative_error
+from suites.core import registry
+from suites.core.cell import Cell, Context
 
 FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3", "--no-progress", "--no-report"]
 
@@ -88,7 +88,7 @@ def test_openvino_compiles_the_cell_batch_and_pads_other_batches(tmp_path):
 
 def _fused(name):
     import lsnet
-    from suites import zoo
+    from suites.core import zoo
     return lsnet.fuse(zoo.create(name, img_size=64).eval())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks import gate
+from suites.gate import gate
 
 CASES = textwrap.dedent('''
     import time

@@ -10,12 +10,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import engines
-from executors.base import Task, execute
-from executors.local import LocalExecutor, describe_exit
-from schema import ROW_COLUMNS
-from suites import devices, guards, modelprep, profile, results, sweep
-from suites.cell import Cell, Context
+from suites import engines
+from suites.core.cell import Task
+from suites.sweep.runtime import execute
+from suites.executors.local import LocalExecutor, describe_exit
+from suites.core.schema import ROW_COLUMNS
+from suites.core import devices, guards, modelprep
+from suites import profile
+from suites.sweep import plan as sweep
+from suites.sweep.rows import make_row
+from suites.sweep.run import run_sweep
+from suites.sweep.writer import ResultWriter
+from suites.core.cell import Cell, Context
 
 
 # --- devices -----------------------------------------------------------------------------------
@@ -200,7 +206,7 @@ class _FakeExecutor(LocalExecutor):
 def test_ladder_stops_after_oom(tmp_path):
     seen = []
     tasks = sweep.plan(["throughput"], ["lsnet_t"], ["cpu"], ["float32"], max_batch=32, resolution=64)
-    rows = sweep.run_sweep(tasks, _FakeExecutor(seen), results.ResultWriter(tmp_path, "r"), Context(), progress=False)
+    rows = run_sweep(tasks, _FakeExecutor(seen), ResultWriter(tmp_path, "r"), Context(), progress=False)
     assert seen == [1, 2, 4]
     assert [r["status"] for r in rows] == ["ok", "ok", "oom", "skipped", "skipped", "skipped"]
     assert rows[3]["error"] == "batch 4 already ran out of memory" and rows[0]["host"] == "h"
@@ -210,11 +216,11 @@ def test_ladder_stops_after_oom(tmp_path):
 
 # --- results schema ----------------------------------------------------------------------------
 def test_rows_follow_the_schema_and_are_written_as_they_arrive(tmp_path):
-    w = results.ResultWriter(tmp_path, "run1")
+    w = ResultWriter(tmp_path, "run1")
     cell = _cell()
     machine = {"host": "box", "device_name": "cpu0", "threads": 2}
     result = {"status": "ok", "latency_ms_p50": 1.5, "samples": [1.0, 2.0], "extra": {"a": 1}, "warnings": ["w1", "w2"]}
-    w.add(results.make_row("run1", cell, {"result": result, "machine": machine}))
+    w.add(make_row("run1", cell, {"result": result, "machine": machine}))
     with (tmp_path / "results.csv").open() as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == ROW_COLUMNS and len(rows) == 2
@@ -226,26 +232,26 @@ def test_rows_follow_the_schema_and_are_written_as_they_arrive(tmp_path):
     w.consolidate()
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["columns"] == list(ROW_COLUMNS) and doc["rows"] == [row]
-    bad = results.make_row("run1", cell, {"result": {"status": "weird"}, "machine": machine})
+    bad = make_row("run1", cell, {"result": {"status": "weird"}, "machine": machine})
     assert bad["status"] == "error" and "weird" in bad["error"]
 
 
 def test_a_second_writer_appends_and_never_truncates(tmp_path):
     machine = {"host": "box", "device_name": "cpu0", "threads": 1}
     for run_id in ("a", "b"):
-        w = results.ResultWriter(tmp_path, run_id)
-        w.add(results.make_row(run_id, _cell(), {"result": {"status": "ok"}, "machine": machine}))
+        w = ResultWriter(tmp_path, run_id)
+        w.add(make_row(run_id, _cell(), {"result": {"status": "ok"}, "machine": machine}))
     lines = (tmp_path / "results.csv").read_text().splitlines()
     assert len(lines) == 3 and lines[1].startswith("a,") and lines[2].startswith("b,")
 
 
 def test_suite_results_cannot_overwrite_identity_columns():
-    from suites import registry
+    from suites.core import registry
     registry.register(registry.Suite("liar", lambda cell, ctx: {"model": "other", "batch_size": 999,
                                                                 "latency_ms_p50": 1.0}, __name__, "test"))
     try:
         out = execute(_cell(suite="liar"), Context())
     finally:
         registry.unregister("liar")
-    row = results.make_row("r", _cell(suite="liar"), out)
+    row = make_row("r", _cell(suite="liar"), out)
     assert (row["model"], row["batch_size"], row["latency_ms_p50"]) == ("lsnet_t", 1, 1.0)

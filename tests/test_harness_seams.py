@@ -10,9 +10,10 @@ import textwrap
 import pytest
 
 import run_bench
-from schema import ROW_COLUMNS
-from suites import ops, registry
-from suites.cell import Cell
+from suites.core.schema import ROW_COLUMNS
+from suites import ops
+from suites.core import registry
+from suites.core.cell import Cell
 
 FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3", "--no-progress", "--no-report"]
 
@@ -20,9 +21,9 @@ TOY = '''
 """A toy suite: the model's parameter count times a factor, as a latency."""
 from dataclasses import dataclass, field
 
-from suites import zoo
-from suites.counting import count_params
-from suites.registry import Suite, register
+from suites.core import zoo
+from suites.core.counting import count_params
+from suites.core.registry import Suite, register
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from suites import telemetry
-from suites.timing import CpuTimer
-from suites.measurement import Measurement
+from suites.core import telemetry
+from suites.core.timing import CpuTimer
+from suites.core.measurement import Measurement
 from suites.throughput import energy_fields
 
 
@@ -97,9 +97,9 @@ def test_gpu_memory_used_is_this_process_where_nvml_lists_it(monkeypatch):
 def test_memory_of_a_non_torch_engine_on_cuda_is_nvml_growth(monkeypatch):
     import contextlib
 
-    from engines.base import Step
+    from suites.engines.base import Step
     from suites import memory
-    from suites.cell import Cell, Context
+    from suites.core.cell import Cell, Context
     readings = iter([(1000 << 20, "NVML: this process's GPU memory"), (1100 << 20, "m"), (1350 << 20, "m")])
     runs = []
 

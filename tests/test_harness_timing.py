@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from suites import timing
+from suites.core import timing
 
 
 class FakeTimer:

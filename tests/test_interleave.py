@@ -16,11 +16,12 @@ import types
 import pytest
 import torch
 
-from suites import guards, interleave, timing
-from suites.cell import Cell, Context
+from suites.core import guards, timing
+from suites import interleave
+from suites.core.cell import Cell, Context
 from suites.interleave import run_group, run_rounds, sequential
-from suites.measurement import Measurement, median_ci, paired_ratio
-from suites.registry import Suite, register, unregister
+from suites.core.measurement import Measurement, median_ci, paired_ratio
+from suites.core.registry import Suite, register, unregister
 
 
 class Machine:
@@ -338,7 +339,7 @@ def test_drift_within_long_rounds_is_corrected_from_the_neighbouring_bursts():
     cell's burst and its reference's land in different phases. Correcting each burst by the other
     cells' bursts nearest in time narrows the ratio's interval, and it still holds the truth."""
     import math
-    from suites.measurement import drift_corrected, ratio_of, round_values
+    from suites.core.measurement import drift_corrected, ratio_of, round_values
     costs = {"a": 10.0, **{k: 10.0 for k in "bcdefg"}, "h": 11.0}
     wave = Machine(lambda t: 1.0 + 0.3 * math.sin(2 * math.pi * t / 2.0))
     meas = _interleaved(wave, costs, min_time=3.0, max_time=3.0, precision=0.001)

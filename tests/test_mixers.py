@@ -9,7 +9,7 @@ from torch import nn
 
 import lsnet
 from baselines import mixers
-from suites import zoo
+from suites.core import zoo
 
 NAMES = list(mixers.MODELS)
 SMALL = 32

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import lsnet
-from engines.base import seeded_weights
-from engines.onnx_export import export_onnx
+from suites.core.modelprep import seeded_weights
+from suites.engines.onnx_export import export_onnx
 from lsnet.ops import ska, ska_bn_add, ska_onnx, ska_reference
-from suites import zoo
+from suites.core import zoo
 
 
 def _ort(path) -> ort.InferenceSession:

@@ -18,12 +18,13 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import run_bench  # noqa: E402
-from executors.base import Task  # noqa: E402
-from executors.ray import RayExecutor, loopback, project_revision  # noqa: E402
-from schema import ROW_COLUMNS, read_jsonl  # noqa: E402
-from suites import registry  # noqa: E402
-from suites.cell import Cell, Context  # noqa: E402
-from suites.results import ResultWriter, make_row  # noqa: E402
+from suites.core.cell import Task  # noqa: E402
+from suites.executors.ray import RayExecutor, loopback, project_revision  # noqa: E402
+from suites.core.schema import ROW_COLUMNS, read_jsonl  # noqa: E402
+from suites.core import registry  # noqa: E402
+from suites.core.cell import Cell, Context  # noqa: E402
+from suites.sweep.rows import make_row  # noqa: E402
+from suites.sweep.writer import ResultWriter  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 100 * 2**20}

@@ -12,7 +12,7 @@ import pytest
 
 import reports
 from reports import tables
-from schema import published
+from suites.core import published
 from reports.__main__ import main as cli
 from reports.load import ResultsError, combine, load_run
 
@@ -157,17 +157,20 @@ def test_published_rule_and_data_file():
 
 def test_folder_from_the_real_writer(tmp_path):
     """Rows written by suites.results (results.json with extra, env.json) render, incl. profile kinds."""
-    from suites import accuracy, results
-    from suites.cell import Cell
-    w = results.ResultWriter(tmp_path, "writer-run")
+    from suites import accuracy
+    from suites.sweep.envfile import write_env
+    from suites.sweep.rows import make_row
+    from suites.sweep.writer import ResultWriter
+    from suites.core.cell import Cell
+    w = ResultWriter(tmp_path, "writer-run")
     cells = [(Cell("latency", "lsnet_t"), {"latency_ms_p50": 5.0, "latency_ms_p90": 5.5, "params_m": 11.4}),
              (Cell("latency", "repvit_m0_9"), {"latency_ms_p50": 4.0, "latency_ms_p90": 4.2, "params_m": 5.5}),
              (Cell("profile", "lsnet_t"), {"extra": {"kinds": {"conv": {"share": 0.6}, "ska": {"share": 0.4}}}}),
              (Cell("accuracy", "lsnet_t", options=accuracy.Options(dataset="proxy")),
               {"top1": 88.0, "top1_source": "proxy:v1-seed0-150steps", "extra": {"seed": 0, "budget": {"steps": 150}}})]
     for cell, res in cells:
-        w.add(results.make_row("writer-run", cell, {"result": res, "machine": {"host": "h", "device_name": "Writer CPU"}}))
-    results.write_env(tmp_path, {"command_line": "lsnet-bench --suite latency", "argv": ["lsnet-bench"]})
+        w.add(make_row("writer-run", cell, {"result": res, "machine": {"host": "h", "device_name": "Writer CPU"}}))
+    write_env(tmp_path, {"command_line": "lsnet-bench --suite latency", "argv": ["lsnet-bench"]})
     text = reports.render(tmp_path).read_text()
     assert "Writer CPU" in text and "lsnet-bench --suite latency" in text and "proxy:v1-seed0-150steps" in text
     assert "share of operator time" in text and "budget 150 steps" in text

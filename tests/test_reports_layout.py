@@ -15,8 +15,9 @@ from reports.engine_tables import best_engine, engine_rankings, engine_speedups
 from reports.load import combine, load_run
 from reports.operators import conv_paths
 from reports.training import train_vs_inference
-from schema import ROW_COLUMNS, published
-from suites.results import summary_table
+from suites.core import published
+from suites.core.schema import ROW_COLUMNS
+from suites.cli.console import summary_table
 
 MODELS = {"lsnet_t": ("lsnet", 10.0), "repvit_m0_9": ("repvit", 8.0), "fastvit_t8": ("fastvit", 12.0),
           "lsnet_t_mixer_attn": ("mixer", 11.0)}

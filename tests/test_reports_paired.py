@@ -19,7 +19,7 @@ from reports.engine_tables import engine_rankings, engine_speedups
 from reports.load import combine, load_run
 from reports.pareto import PAIRED, pair_group, pareto_mask
 from reports.render import Report
-from schema import ROW_COLUMNS
+from suites.core.schema import ROW_COLUMNS
 
 OBJ = {"top1": "max", "latency_ms_p50": "min"}
 IV = {"latency_ms_p50": ("err_lo", "err_hi")}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import run_bench
-from suites import results, rundir
+from suites.sweep import rows, rundir
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3", "--no-progress", "--no-report"]
@@ -49,7 +49,7 @@ def _workers_of(pid: int) -> list[int]:
         if p.name.isdigit():
             try:
                 stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(stat[1]) == pid and "executors.worker" in (p / "cmdline").read_text():
+                if int(stat[1]) == pid and "suites.executors.worker" in (p / "cmdline").read_text():
                     out.append(int(p.name))
             except (OSError, IndexError, ValueError):
                 continue
@@ -122,7 +122,7 @@ def test_retry_errors_reruns_only_error_cells(tmp_path):
 
 
 def test_run_ids_are_unique():
-    ids = {results.new_run_id() for _ in range(200)}
+    ids = {rows.new_run_id() for _ in range(200)}
     assert len(ids) == 200
 
 
@@ -135,13 +135,13 @@ def test_inline_cell_timeout_is_enforced(tmp_path):
 
 
 def test_a_killed_worker_is_an_error_unless_the_oom_killer_is_evidenced(tmp_path, monkeypatch):
-    from executors import local
-    from suites import registry
-    from suites.cell import Cell, Context
+    from suites.executors import local
+    from suites.core import registry
+    from suites.core.cell import Cell, Context
     kill = registry.Suite("suicide", lambda cell, ctx: os.kill(os.getpid(), signal.SIGKILL), "tests.suicide_suite",
                           "test")
     (tmp_path / "suicide_suite.py").write_text(
-        "import os, signal\nfrom suites.registry import Suite, register\n"
+        "import os, signal\nfrom suites.core.registry import Suite, register\n"
         "register(Suite('suicide', lambda cell, ctx: os.kill(os.getpid(), signal.SIGKILL), __name__, 'test'))\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     registry.register(kill.__class__(**{**kill.__dict__, "module": "suicide_suite"}))

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 
 import lsnet
 import run_bench
-from suites import registry, sweep, train
+from suites.core import registry
+from suites.sweep import plan as sweep
+from suites import train
 
 FAST = ["--resolution", "64", "--batch-sizes", "2", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02", "--min-samples", "3",
         "--no-progress", "--no-report"]

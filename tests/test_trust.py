@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from executors.base import combine_repeats
-from suites import contention, hostinfo, timing
+from suites.sweep.runtime import combine_repeats
+from suites.core import contention, hostinfo, timing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -146,7 +146,7 @@ def test_repeats_pool_samples_and_report_the_between_process_spread():
 
 STALL_SCRIPT = """
 import json, sys, time, torch
-from suites import timing
+from suites.core import timing
 torch.set_num_threads(1)
 a = torch.randn(160, 160)
 fn = lambda: a @ a @ a

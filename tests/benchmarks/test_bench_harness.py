@@ -7,11 +7,13 @@ import time
 import torch
 
 import lsnet
-from executors.base import Task
-from executors.local import LocalExecutor
-from suites import sweep, timing
-from suites.cell import Cell, Context
-from suites.results import ResultWriter
+from suites.core.cell import Task
+from suites.executors.local import LocalExecutor
+from suites.sweep import plan as sweep
+from suites.core import timing
+from suites.core.cell import Cell, Context
+from suites.sweep.run import run_sweep
+from suites.sweep.writer import ResultWriter
 
 LOOP = 2000
 
@@ -57,6 +59,6 @@ def test_cell_bookkeeping_overhead(benchmark, tmp_path, monkeypatch):
     monkeypatch.setattr(LocalExecutor, "run_cell", lambda self, cell, ctx: outcome)
     tasks = [Task((Cell(suite="latency", model="lsnet_t", resolution=64),))]
     writer = ResultWriter(tmp_path, str(time.time()))
-    rows = benchmark.pedantic(sweep.run_sweep, (tasks, LocalExecutor(), writer, Context()), {"progress": False},
+    rows = benchmark.pedantic(run_sweep, (tasks, LocalExecutor(), writer, Context()), {"progress": False},
                               rounds=20, warmup_rounds=2)
     assert rows[0]["status"] == "ok"

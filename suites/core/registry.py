@@ -1,0 +1,162 @@
+"""Suite descriptors: what a suite is, declared in one place by the suite's own module.
+
+A suite module defines ``run(cell, ctx) -> dict`` and registers a :class:`Suite` with
+:func:`register`. The CLI builds its flags and checks from the registered descriptors; the
+planner reads ``plan``/``default_batch_sizes``/``engines``/``expand``; executors read
+``own_process`` and import ``module`` in worker processes. Adding a suite is one module plus
+its name in ``BUILTIN``.
+
+Options are a frozen dataclass per suite; each field becomes ``--field-name`` (its ``metadata``
+holds ``help`` and optionally ``choices``); ``validate()``, when defined, raises ``ValueError``
+before any cell runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+BUILTIN = ("latency", "throughput", "memory", "flops", "accuracy", "profile", "ops", "train")
+PLANS = ("grid", "per_model", "largest_batch", "ladder")
+_REGISTRY: dict[str, "Suite"] = {}
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A suite without options of its own."""
+
+
+def _never(cell: Any) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A suite's descriptor.
+
+    ``plan``: ``grid`` (one cell per model x engine x device x dtype x batch size), ``per_model``
+    (one cell per model: on the CPU in float32, eager), ``largest_batch`` (grid at the largest batch
+    size only), ``ladder`` (without ``--batch-sizes``: powers of two up to ``--max-batch``, run
+    serially and stopped at the first out-of-memory batch). ``expand`` turns one planned cell into
+    several (e.g. one per operator shape and backend). ``max_batch`` is the ladder's own top batch
+    per device kind (``cpu``, ``cuda``) when ``--max-batch`` is not given (default:
+    ``suites.sweep.plan.DEFAULT_MAX_BATCH``). ``console_summary``, when set, turns the run's rows of this
+    suite into extra lines printed after the summary table. ``bench`` (timed suites) prepares a
+    cell for timing without timing it, so that :mod:`suites.interleave` can measure a group of
+    cells round by round; ``reference_cell`` names the cell a cell's ratio is taken against.
+    """
+    name: str
+    run: Callable[..., dict[str, Any]]
+    module: str
+    description: str
+    plan: str = "grid"
+    default_batch_sizes: tuple[int, ...] = (1,)
+    own_process: Callable[[Any], bool] = _never
+    options: type = NoOptions
+    engines: tuple[str, ...] = ("eager",)
+    expand: Callable[[Any], list[Any]] | None = None
+    timed: bool = False    # its rows are timings (``--repeats`` re-measures them in fresh processes)
+    max_batch: Mapping[str, int] | None = None
+    console_summary: Callable[[list[dict[str, Any]]], str] | None = None
+    bench: Callable[..., Any] | None = None          # (cell, ctx) -> context manager of a timing.Bench
+    reference_cell: Callable[[Any], Any] | None = None   # a cell's reference cell (default: the reference model)
+
+    def __post_init__(self) -> None:
+        if self.plan not in PLANS:
+            raise ValueError(f"suite {self.name!r}: plan {self.plan!r} is not one of {', '.join(PLANS)}")
+        if self.max_batch is not None:
+            bad = {k: v for k, v in self.max_batch.items() if k not in ("cpu", "cuda") or int(v) < 1}
+            if bad or set(self.max_batch) != {"cpu", "cuda"}:
+                raise ValueError(f"suite {self.name!r}: max_batch must give a positive batch for 'cpu' and 'cuda', "
+                                 f"got {dict(self.max_batch)}")
+
+    def interleaves(self, cell: Any) -> bool:
+        """Whether ``cell`` is measured in a group, round by round (the interleaved protocol)."""
+        return self.bench is not None and cell.protocol == "interleaved"
+
+    def reference_of(self, cell: Any) -> Any:
+        """The cell ``cell``'s ratio is taken against (None without a reference)."""
+        if self.reference_cell is not None:
+            return self.reference_cell(cell)
+        return cell.with_(model=cell.reference) if cell.reference else None
+
+
+def register(suite: Suite) -> Suite:
+    """Add ``suite`` to the registry (replacing one of the same name); returns it."""
+    _REGISTRY[suite.name] = suite
+    return suite
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def _load_builtin() -> None:
+    for name in BUILTIN:
+        if name not in _REGISTRY:
+            importlib.import_module(f"suites.{name}")
+
+
+def names() -> list[str]:
+    """Every registered suite name (built-in first, in ``BUILTIN`` order)."""
+    _load_builtin()
+    return [n for n in BUILTIN if n in _REGISTRY] + [n for n in _REGISTRY if n not in BUILTIN]
+
+
+def get(name: str) -> Suite:
+    """The descriptor of ``name``; ValueError naming the suites when unknown."""
+    if name not in _REGISTRY and name in BUILTIN:
+        importlib.import_module(f"suites.{name}")
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown suite {name!r}; choose one of {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+@dataclass(frozen=True)
+class OptionFlag:
+    """One ``--flag`` built from an options field, shared by every suite that declares the field."""
+    field: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None
+    suites: tuple[str, ...]
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+def _scalar_type(hint: Any) -> type:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def option_flags() -> list[OptionFlag]:
+    """Every option field of every registered suite, one flag per field name."""
+    out: dict[str, OptionFlag] = {}
+    for name in names():
+        cls = _REGISTRY[name].options
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            typ = _scalar_type(hints[f.name])
+            prev = out.get(f.name)
+            if prev is not None and prev.type is not typ:
+                raise TypeError(f"option {f.name!r} is {prev.type.__name__} in {prev.suites} but "
+                                f"{typ.__name__} in suite {name!r}; one option name, one type")
+            out[f.name] = OptionFlag(f.name, typ, f.default, f.metadata.get("help", ""), f.metadata.get("choices"),
+                                     (prev.suites if prev else ()) + (name,))
+    return list(out.values())
+
+
+def build_options(suite: Suite, given: dict[str, Any]) -> Any:
+    """The suite's options from the user's values (``None`` = not given); ``validate()`` applied."""
+    names_ = {f.name for f in dataclasses.fields(suite.options)}
+    opts = suite.options(**{k: v for k, v in given.items() if k in names_ and v is not None})
+    validate = getattr(opts, "validate", None)
+    if callable(validate):
+        validate()
+    return opts

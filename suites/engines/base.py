@@ -1,0 +1,125 @@
+"""The engine seam: an engine turns a cell into a ready :class:`Step`.
+
+``with engine.prepare(cell, ctx) as step:`` builds the model the engine runs (exported, compiled or
+eager), its input batch and everything a forward needs; inside the block ``step.run()`` is one
+forward of the batch (what the suites time), ``step.timer`` times and synchronises it,
+``step.infer(x)`` runs any batch and returns a float32 CPU tensor (parity, accuracy), and
+``step.model`` is the torch module where the engine has one (torch profiler, parameter counts),
+``step.images_per_run`` how many images one ``run()`` processes (several batches for engines that
+keep asynchronous requests in flight).
+Leaving the block releases the engine's resources.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from suites.core.cell import Cell, Context
+from suites.core.modelprep import PARITY_SEED
+from suites.core.timing import Timer
+
+PARITY_TOLERANCE = {"float32": 1e-4, "float16": 5e-2, "bfloat16": 5e-2, "amp": 5e-2}
+PARITY_BATCH = 2
+
+
+class ParityError(RuntimeError):
+    """An engine's output is further from eager float32 than the cell's precision allows."""
+
+
+@dataclass
+class Step:
+    """A cell ready to run: see the module docstring."""
+    run: Callable[[], Any]
+    infer: Callable[[torch.Tensor], torch.Tensor]
+    timer: Timer
+    params: int
+    model: nn.Module | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    parity_rel: float | None = None
+    images_per_run: int | None = None     # images one ``run()`` processes (default: the cell's batch size)
+    # what every call runs under (inference mode, autocast): entered around each burst of the timed
+    # rounds, since the cells of an interleaved group are all prepared at once
+    scope: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
+    # the engine's own profiler: (runs, trace folder) -> [(node name, op type, time us)]; None: torch.profiler
+    profile: Callable[[int, Path], list[tuple[str, str, float]]] | None = None
+
+
+class Engine:
+    """Base of every engine: a name, availability, the cells it cannot run, and ``prepare``.
+
+    ``interleavable``: its cells can be prepared side by side in one process and timed round by
+    round (:mod:`suites.interleave`); an engine with process-wide state that one cell's preparation
+    resets (torch.compile's Dynamo caches) is timed one cell at a time instead."""
+    name = "engine"
+    interleavable = True
+
+    def unavailable(self) -> str | None:
+        """None when the engine can run on this machine, else why not (and how to fix it)."""
+        return None
+
+    def skip_reason(self, cell: Cell) -> str | None:
+        """Why this engine cannot run ``cell`` (a skipped row), or None."""
+        return None
+
+    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000,
+                checkpoint: str | None = None) -> contextlib.AbstractContextManager[Step]:
+        raise NotImplementedError
+
+
+def at_batch(forward: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``forward`` for any number of images, always called with exactly ``batch_size`` of them (the
+    last chunk padded with zeros, its padding dropped from the output): a model compiled for one
+    batch size (OpenVINO's static shapes, torch.compile's specialisation) is never rebuilt for another."""
+    def run(inp: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for chunk in inp.split(batch_size):
+            n = chunk.shape[0]
+            padded = torch.cat([chunk, chunk.new_zeros(batch_size - n, *chunk.shape[1:])]) if n < batch_size else chunk
+            outs.append(forward(padded)[:n])
+        return torch.cat(outs)
+    return run
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |out - ref| / max |ref| (both taken to float32 on the CPU)."""
+    out, ref = out.detach().float().cpu(), ref.detach().float().cpu()
+    if out.shape != ref.shape:
+        raise ParityError(f"output shape {tuple(out.shape)} differs from eager's {tuple(ref.shape)}")
+    return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+
+
+def parity_input(cell: Cell) -> torch.Tensor:
+    """The fixed random batch every engine's output is compared on (float32, CPU)."""
+    g = torch.Generator().manual_seed(PARITY_SEED)
+    return torch.randn(min(cell.batch_size, PARITY_BATCH), 3, cell.resolution, cell.resolution, generator=g)
+
+
+def eager_reference(cell: Cell, x: torch.Tensor, *, num_classes: int = 1000,
+                    checkpoint: str | None = None) -> torch.Tensor:
+    """Eager float32 output of the cell's model on ``x`` (CPU, the same weights seed)."""
+    from suites.core import modelprep
+    ref_cell = cell.with_(engine="eager", device="cpu", dtype="float32", channels_last=False, cuda_graphs=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(PARITY_SEED)
+        model = modelprep.build_model(ref_cell, num_classes=num_classes, checkpoint=checkpoint)
+    with torch.inference_mode():
+        return model(x)
+
+
+def check_parity(cell: Cell, step: Step, reference: torch.Tensor, x: torch.Tensor,
+                 tolerance: float | None = None) -> float:
+    """``step.parity_rel`` from ``step.infer(x)`` against ``reference``; ParityError above the tolerance."""
+    rel = relative_error(step.infer(x), reference)
+    limit = tolerance if tolerance is not None else cell.parity_tol if cell.parity_tol is not None \
+        else PARITY_TOLERANCE[cell.dtype]
+    step.parity_rel = rel
+    if not rel <= limit:
+        raise ParityError(f"{cell.engine} output differs from eager float32 by {rel:.3g} (relative), above the "
+                          f"{cell.dtype} tolerance {limit:g}")
+    return rel

@@ -1,0 +1,1 @@
+"""The A/B regression gate (see :mod:`suites.gate.gate`)."""

@@ -1,0 +1,102 @@
+"""The plan of a sweep: the tasks a command line asks for, planned from the suite descriptors, and the
+cells of each comparison group gathered into one task."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from suites import engines
+from suites.core import registry
+from suites.core.cell import Cell, Task
+from suites.core.devices import is_cuda
+
+DEFAULT_MAX_BATCH = {"cpu": 256, "cuda": 4096}
+
+
+def powers_of_two(limit: int) -> list[int]:
+    """1, 2, 4, ... up to ``limit``."""
+    out, b = [], 1
+    while b <= limit:
+        out.append(b)
+        b *= 2
+    return out
+
+
+def default_max_batch(suite: registry.Suite, device: str) -> int:
+    """The top of ``suite``'s ladder on ``device`` without ``--max-batch``: its own, else the default."""
+    limits = suite.max_batch or DEFAULT_MAX_BATCH
+    return int(limits["cuda" if is_cuda(device) else "cpu"])
+
+
+def _batch_sizes(suite: registry.Suite, device: str, batch_sizes: Sequence[int] | None,
+                 max_batch: int | None) -> tuple[list[int], bool]:
+    """(batch sizes, whether they form an out-of-memory ladder) of one suite on one device."""
+    if suite.plan == "ladder" and not batch_sizes:
+        return powers_of_two(max_batch or default_max_batch(suite, device)), True
+    sizes = list(batch_sizes) if batch_sizes else list(suite.default_batch_sizes)
+    return ([max(sizes)] if suite.plan == "largest_batch" else sizes), False
+
+
+def _skip_reason(suite: registry.Suite, engine: str, cell: Cell, unavailable: dict[str, str | None]) -> str | None:
+    if engine not in suite.engines:
+        return f"suite {suite.name!r} does not run through engine {engine!r} (it runs through {', '.join(suite.engines)})"
+    if unavailable.get(engine):
+        return f"engine {engine!r} is not available here: {unavailable[engine]}"
+    return engines.get(engine).skip_reason(cell)
+
+
+def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], dtypes: Sequence[str],
+         engines_: Sequence[str] = ("eager",), batch_sizes: Sequence[int] | None = None,
+         max_batch: int | None = None, options: dict[str, Any] | None = None, **cell_fields: Any) -> list[Task]:
+    """Tasks for every suite x model x engine x device x dtype x batch size, as each suite's
+    descriptor plans them (see :class:`suites.core.registry.Suite`). ``options`` maps a suite name to its
+    options; ``cell_fields`` are the other :class:`Cell` fields (resolution, threads, ...)."""
+    options = options or {}
+    unavailable = {e: engines.get(e).unavailable() for e in engines_}
+    tasks: list[Task] = []
+    for name in suites:
+        suite = registry.get(name)
+        opts = options.get(name)
+        fields = {**cell_fields, "repeats": cell_fields.get("repeats", 1) if suite.timed else 1}
+        for model in models:
+            if suite.plan == "per_model":
+                tasks.append(Task((Cell(name, model, device="cpu", dtype="float32", options=opts,
+                                        **{**fields, "cuda_graphs": False}),)))
+                continue
+            for engine in engines_:
+                for device in devices:
+                    for dtype in dtypes:
+                        sizes, ladder = _batch_sizes(suite, device, batch_sizes, max_batch)
+                        cells = [Cell(name, model, engine=engine, device=device, batch_size=b, dtype=dtype,
+                                      options=opts, **fields) for b in sizes]
+                        reason = _skip_reason(suite, engine, cells[0], unavailable)
+                        if suite.expand is not None:
+                            tasks += [Task((c,), skip_reason=reason) for cell in cells for c in suite.expand(cell)]
+                        else:
+                            tasks.append(Task(tuple(cells), ladder=ladder, skip_reason=reason))
+    return tasks
+
+
+def interleave(tasks: Sequence[Task]) -> list[Task]:
+    """Tasks with the interleaved cells of each comparison group (:func:`suites.interleave.group_key`)
+    gathered into one task each; a group of ladders stays a ladder. Other tasks, and the cells of engines
+    that cannot share a process with other cells (``Engine.interleavable``), are kept as they are."""
+    from suites.interleave import group_key
+    groups: dict[Cell, list[Task]] = {}
+    out: list[Task | Cell] = []
+    for task in tasks:
+        first = task.cells[0]
+        if task.skip_reason or not registry.get(first.suite).interleaves(first) \
+                or not engines.get(first.engine).interleavable:
+            out.append(task)
+            continue
+        key = group_key(first)
+        if key not in groups:
+            groups[key] = []
+            out.append(key)
+        groups[key].append(task)
+    def group(key: Cell) -> Task:
+        members = groups[key]
+        return Task(tuple(c for t in members for c in t.cells), ladder=any(t.ladder for t in members),
+                    interleaved=True)
+    return [group(t) if isinstance(t, Cell) else t for t in out]

@@ -1,0 +1,158 @@
+"""Run folders: one writer at a time (a lock file), what a folder already holds (for ``--resume``),
+and signals that end a sweep the way Ctrl-C does."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from suites.core.cell import Task
+from suites.core.schema import FINAL_STATUSES, read_jsonl
+from suites.core.cell import Cell
+
+LOCK_NAME = ".lock"
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+class RunDirError(Exception):
+    """The run folder cannot be used (held by another writer, unwritable, not a run folder)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A sweep ended by a signal (SIGINT, SIGTERM or SIGHUP); ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = EXIT_CODES.get(signum, 128 + signum)
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Interrupted` like SIGINT does."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def check_writable(path: Path) -> None:
+    """Raise :class:`RunDirError` unless ``path`` is (or can be made) a writable folder."""
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path} is a file; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"--out {path} is not a writable folder ({exc.strerror or exc})") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class RunLock:
+    """``run_dir/.lock`` held while a sweep writes the folder; a stale lock (dead pid on this host) is
+    taken over with a warning, a live one refused naming its holder."""
+    run_dir: Path
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / LOCK_NAME
+
+    def acquire(self) -> None:
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _now(), "argv": sys.argv}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1))):
+                    print(f"warning: taking over the stale lock of {self.run_dir} (pid {holder.get('pid')} "
+                          f"started {holder.get('start')} is gone)", file=sys.stderr)
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise RunDirError(f"{self.run_dir} is being written by pid {holder.get('pid')} on "
+                                  f"{holder.get('host')} since {holder.get('start')}; wait for it or choose "
+                                  "another folder") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            return
+        raise RunDirError(f"could not lock {self.run_dir}")
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self._holder().get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _now() -> str:
+    from suites.sweep.envfile import now_iso
+    return now_iso()
+
+
+def cell_key(cell: Cell | dict[str, Any]) -> str:
+    """A stable identity of a cell (its JSON form)."""
+    d = cell.to_dict() if isinstance(cell, Cell) else cell
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def finished_cells(run_dir: Path, retry_errors: bool = False) -> set[str]:
+    """Keys of the cells that already have a final row (``error`` counts unless ``retry_errors``)."""
+    final = set(FINAL_STATUSES) - ({"error"} if retry_errors else set())
+    return {cell_key(r["cell"]) for r in read_jsonl(run_dir / "results.jsonl")
+            if isinstance(r.get("cell"), dict) and r.get("status") in final}
+
+
+def remaining(tasks: list[Task], done: set[str]) -> list[Task]:
+    """The tasks with the finished cells taken out (a ladder resumes at its first unfinished batch)."""
+    out = []
+    for task in tasks:
+        cells = tuple(c for c in task.cells if cell_key(c) not in done)
+        if cells:
+            out.append(Task(cells, ladder=task.ladder, skip_reason=task.skip_reason, interleaved=task.interleaved))
+    return out
+
+
+def recorded_argv(run_dir: Path) -> list[str]:
+    """The command-line arguments of the run that created ``run_dir`` (from env.json)."""
+    try:
+        env = json.loads((run_dir / "env.json").read_text(encoding="utf-8"))
+        argv = env["argv"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RunDirError(f"{run_dir} is not a run folder (no readable env.json with the command line); "
+                          "--resume takes a folder that a run wrote") from None
+    return [str(a) for a in argv[1:]]

@@ -1,0 +1,63 @@
+"""The run folder's result files.
+
+``results.csv`` and ``results.jsonl`` (rows with raw samples, one JSON document per line) are only
+ever appended to, one row as each cell completes, so an interrupted sweep keeps everything it
+measured and a resumed one never rewrites what an earlier session wrote. ``results.json`` is the
+consolidated copy of the JSON lines, written when a session ends.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from suites.core.schema import ROW_COLUMNS, read_jsonl
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return v
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def csv_line(values: list[Any]) -> str:
+    import io
+    buf = io.StringIO()
+    csv.writer(buf).writerow(values)
+    return buf.getvalue()
+
+
+class ResultWriter:
+    """Appends rows to the run folder as they arrive; never truncates what is already there."""
+
+    def __init__(self, run_dir: Path, run_id: str):
+        self.run_dir, self.run_id = Path(run_dir), run_id
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.rows: list[dict[str, Any]] = []
+        self.csv_path = self.run_dir / "results.csv"
+        self.jsonl_path = self.run_dir / "results.jsonl"
+        self.json_path = self.run_dir / "results.json"
+        if not self.csv_path.is_file() or self.csv_path.stat().st_size == 0:
+            _append(self.csv_path, csv_line(list(ROW_COLUMNS)))
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        _append(self.csv_path, csv_line([_csv_value(row.get(c)) for c in ROW_COLUMNS]))
+        _append(self.jsonl_path, json.dumps(row, default=str, allow_nan=True) + "\n")
+
+    def consolidate(self) -> None:
+        """Write ``results.json``: every row of the JSON lines (all sessions), atomically."""
+        doc = {"columns": list(ROW_COLUMNS), "rows": read_jsonl(self.jsonl_path)}
+        tmp = self.json_path.with_name(f".results.json.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=str, allow_nan=True), encoding="utf-8")
+        tmp.replace(self.json_path)
