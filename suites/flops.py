@@ -24,4 +24,4 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
 
 
 SUITE = register(Suite("flops", run, __name__, "parameters and MACs per image (fvcore, FlopCounterMode)",
-                       plan="per_model"))
+                       plan="per_model", mode=None))

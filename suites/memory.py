@@ -51,11 +51,8 @@ def _common(step: Step, extra: dict[str, Any]) -> dict[str, Any]:
             "extra": {"param_bytes": pb, "buffer_bytes": bb, "forwards": FORWARDS, **step.info, **extra}}
 
 
-TORCH_ENGINES = ("eager", "compile")
-
-
 def _run_cuda(cell: Cell, ctx: Context) -> dict[str, Any]:
-    return _run_cuda_torch(cell, ctx) if cell.engine in TORCH_ENGINES else _run_cuda_nvml(cell, ctx)
+    return _run_cuda_torch(cell, ctx) if engines.get(cell.engine).torch_native else _run_cuda_nvml(cell, ctx)
 
 
 def _run_cuda_nvml(cell: Cell, ctx: Context) -> dict[str, Any]:
@@ -109,5 +106,5 @@ def _run_cpu(cell: Cell, ctx: Context) -> dict[str, Any]:
 
 
 SUITE = register(Suite("memory", run, __name__, "peak memory of inference at each batch size",
-                       default_batch_sizes=(1, 8, 32), own_process=lambda cell: not is_cuda(cell.device),
-                       engines=engines.ENGINES))
+                       default_batch_sizes=(1, 8, 32), own_process=lambda cell: not is_cuda(cell.device)))
+

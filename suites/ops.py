@@ -28,12 +28,13 @@ from lsnet.ops import ska, ska_bn_add, ska_reference
 from suites.core import timing
 from suites.core.cell import Cell, Context
 from suites.core.devices import is_cuda
+from suites.core.precision import PRECISIONS
 from suites.interleave import sequential
 from suites.core.registry import Suite, register
 
 BACKENDS = ("reference", "torch", "triton", "official")
 MODES = ("fwd", "bn_add", "fwd_bwd")
-OP_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+OP_DTYPES = {name: p.weights for name, p in PRECISIONS.items() if not p.autocast}   # one precision at a time
 
 
 def _csv(text: str) -> list[str]:
@@ -123,9 +124,11 @@ def expand(cell: Cell) -> list[Cell]:
             for s in shapes for m in _csv(o.op_modes) for b in _csv(o.op_backends)]
 
 
-def skip_reason(backend: str, mode: str, cell: Cell) -> str | None:
+def skip_reason(cell: Cell) -> str | None:
+    """Why an (expanded) ops cell cannot run here, or None."""
+    backend, mode = cell.opts.op_backends, cell.opts.op_modes
     if cell.dtype not in OP_DTYPES:
-        return f"the ops suite measures one precision at a time (float32, float16, bfloat16), not {cell.dtype!r}"
+        return f"the ops suite measures one precision at a time ({', '.join(OP_DTYPES)}), not {cell.dtype!r}"
     if backend in ("triton", "official") and not is_cuda(cell.device):
         return "Triton kernels are benchmarked on CUDA only (the CPU interpreter is not a benchmark)"
     if backend == "official" and mode != "fwd":
@@ -136,6 +139,21 @@ def skip_reason(backend: str, mode: str, cell: Cell) -> str | None:
         except ImportError:
             return "triton is not installed"
     return None
+
+
+def _shape(cell: Cell) -> Shape:
+    return next(s for s in lsnet_shapes(cell.batch_size, cell.resolution, _base_model(cell.model))
+                if s.name.endswith("." + cell.opts.op_stages))
+
+
+def describe(cell: Cell) -> dict[str, Any]:
+    """The shape, backend, mode, FLOPs and bytes moved of an (expanded) ops cell."""
+    o: Options = cell.opts
+    shape = _shape(cell)
+    size = torch.empty((), dtype=OP_DTYPES.get(cell.dtype, torch.float32)).element_size()
+    return {"bytes_moved": tensor_bytes(shape, o.op_modes, size),
+            "extra": {"shape": shape.name, "x": [shape.n, shape.c, shape.h, shape.w], "cw": shape.cw, "k": shape.k,
+                      "backend": o.op_backends, "mode": o.op_modes, "flops": flops(shape, o.op_modes)}}
 
 
 def make_inputs(shape: Shape, dtype: torch.dtype, device: str, channels_last: bool, seed: int = 0):
@@ -193,15 +211,9 @@ def reference_cell(cell: Cell) -> Cell:
 def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
     o: Options = cell.opts
     backend, mode = o.op_backends, o.op_modes
-    shape = next(s for s in lsnet_shapes(cell.batch_size, cell.resolution, _base_model(cell.model))
-                 if s.name.endswith("." + o.op_stages))
-    reason = skip_reason(backend, mode, cell)
-    dtype = OP_DTYPES.get(cell.dtype, torch.float32)
-    moved = tensor_bytes(shape, mode, torch.empty((), dtype=dtype).element_size())
-    extra = {"shape": shape.name, "x": [shape.n, shape.c, shape.h, shape.w], "cw": shape.cw, "k": shape.k,
-             "backend": backend, "mode": mode, "flops": flops(shape, mode)}
-    if reason:
-        raise timing.Skip(reason, bytes_moved=moved, extra=extra)
+    shape, known = _shape(cell), describe(cell)
+    moved, extra = known["bytes_moved"], known["extra"]
+    dtype = OP_DTYPES[cell.dtype]
     x, w = make_inputs(shape, dtype, cell.device, cell.channels_last)
     fn = op_fn(backend, mode, x, w)
     copy_mb = o.copy_mb or (1024 if is_cuda(cell.device) else 256)
@@ -219,5 +231,5 @@ def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
 
 
 SUITE = register(Suite("ops", sequential(bench), __name__, "the SKA op alone at LSNet stage shapes (roofline)",
-                       default_batch_sizes=(8,), options=Options, expand=expand, timed=True,
-                       bench=bench, reference_cell=reference_cell))
+                       default_batch_sizes=(8,), options=Options, expand=expand, timed=True, mode=None,
+                       bench=bench, reference_cell=reference_cell, skip=skip_reason, describe=describe))

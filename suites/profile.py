@@ -168,7 +168,7 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     label = cell_label(cell)
     trace_dir = out_root / label
     trace_dir.mkdir(parents=True, exist_ok=True)
-    on_gpu = is_cuda(cell.device) and cell.engine in ("eager", "compile")
+    on_gpu = is_cuda(cell.device) and engines.get(cell.engine).torch_native
     with engines.get(cell.engine).prepare(cell, ctx) as step:
         step.run()  # first call (compile / capture) outside the profile
         if step.profile is not None:   # the engine's own profiler (exported graphs)
@@ -187,4 +187,4 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
 
 
 SUITE = register(Suite("profile", run, __name__, "per-operator time shares by kind (torch.profiler traces, "
-                       "or the engine's own profiler)", engines=engines.ENGINES))
+                       "or the engine's own profiler)"))

@@ -6,7 +6,7 @@ returns two heads (distilled LSNet, RepViT) train with DeiT hard distillation as
 recipes: ``0.5 * CE(head, y) + 0.5 * CE(head_dist, teacher_labels)`` (random teacher labels). Each
 step starts with ``zero_grad(set_to_none=True)``. ``--dtype amp`` is autocast (bfloat16 on CPU;
 float16 with a GradScaler on CUDA); pure float16/bfloat16 cells are skipped (train with amp). The
-compile engine compiles the model; its first call (compilation) and the warm-up are never timed.
+forward goes through the engine (the compile engine compiles it, from a fresh Dynamo); its first call (compilation) and the warm-up are never timed.
 
 Without ``--batch-sizes`` the cells form an out-of-memory ladder (powers of two up to
 ``--max-batch``, default 32 on CPU, 1024 on CUDA): the largest ok batch of a ladder is the largest
@@ -28,16 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suites.core.modelprep import seeded_weights
 from lsnet.model import SKA
 from lsnet.ops.ska import BACKENDS as SKA_BACKENDS
 from lsnet.ops.ska import resolve_backend
+from suites import engines
 from suites.core import guards, modelprep, timing
 from suites.core.cell import Cell, Context
 from suites.core.counting import count_params
 from suites.core.devices import is_cuda
-from suites.interleave import sequential
+from suites.core.modelprep import seeded_weights
+from suites.core.precision import PRECISIONS
 from suites.core.registry import Suite, register
+from suites.interleave import sequential
 
 OPTIMIZERS = ("sgd", "adamw")
 SGD_MOMENTUM = 0.9
@@ -69,7 +71,7 @@ class Options:
 
 def skip_reason(cell: Cell) -> str | None:
     """Why the train suite does not run ``cell`` (a skipped row), or None."""
-    if cell.dtype in ("float16", "bfloat16"):
+    if PRECISIONS[cell.dtype].half:
         return PURE_HALF_REASON.format(dtype=cell.dtype)
     if cell.cuda_graphs:
         return "--cuda-graphs is not supported by the train suite (the optimiser step is not captured)"
@@ -129,7 +131,7 @@ def prepare(cell: Cell, num_classes: int = 1000, seed: int = 0) -> TrainStep:
     teacher = torch.randint(0, num_classes, (cell.batch_size,), generator=g).to(cell.device)
     optimizer = make_optimizer(model, opts)
     scaler = torch.amp.GradScaler("cuda") if cell.dtype == "amp" and is_cuda(cell.device) else None
-    forward = torch.compile(model, mode=cell.compile_mode or None) if cell.engine == "compile" else model
+    forward = engines.get(cell.engine).wrap(model, cell)
     ts = TrainStep(lambda: torch.zeros(()), model, optimizer, scaler)
 
     def step() -> torch.Tensor:
@@ -211,11 +213,8 @@ def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
     backends run, empty without SKA), timer, memory_method, param_bytes, grad_bytes,
     optimizer_state_bytes, buffer_bytes, state_mb (parameters + gradients + optimiser state),
     activations_mb (peak minus state; None where the peak was not measured), final_loss,
-    compile_mode (compile engine).
+    and the engine's facts (compile_mode, dynamo_graphs, graph_breaks with the compile engine).
     """
-    reason = skip_reason(cell)
-    if reason:
-        raise timing.Skip(reason)
     opts: Options = cell.opts
     try:
         with _peak_memory(cell, ctx) as mem, torch.inference_mode(False):
@@ -242,8 +241,8 @@ def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
             "memory_method": mem["method"], **sizes, "state_mb": state / 2**20, **m.facts(),
             "activations_mb": max(0, peak - state) / 2**20 if peak is not None else None, "final_loss": loss,
         }
-        if cell.engine == "compile":
-            extra["compile_mode"] = cell.compile_mode or "default"
+        engine = engines.get(cell.engine)
+        extra.update(engine.info(cell), **engine.compiled_facts())
         out: dict[str, Any] = {**summary, "throughput_img_s": cell.batch_size * 1000.0 / summary["latency_ms_p50"],
                                "params_m": count_params(step.model) / 1e6, "extra": extra,
                                "peak_mem_mb": peak / 2**20 if peak is not None else None}
@@ -286,5 +285,5 @@ def console_summary(rows: list[dict[str, Any]]) -> str:
 
 SUITE = register(Suite("train", sequential(bench), __name__, "training-step time, images/s and peak memory (an out-of-memory ladder)",
                        plan="ladder", own_process=lambda cell: not is_cuda(cell.device), options=Options,
-                       engines=("eager", "compile"), max_batch=MAX_BATCH, console_summary=console_summary, timed=True,
+                       mode="training", skip=skip_reason, max_batch=MAX_BATCH, console_summary=console_summary, timed=True,
                        bench=bench))

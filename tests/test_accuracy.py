@@ -21,8 +21,21 @@ RES = 64  # small input for speed; the model is built at the same size
 
 
 def _run(model: str, options: dict, **cell_kw) -> dict:
-    """The accuracy suite on one cell with these options (validated first, as the CLI does)."""
-    return accuracy.run(Cell(suite="accuracy", model=model, options=accuracy.Options(**options), **cell_kw), Context())
+    """The accuracy suite on one cell with these options, as a sweep runs it: the descriptor's skip first
+    (the planner's), then the suite (options validated first, as the CLI does)."""
+    cell = Cell(suite="accuracy", model=model, options=accuracy.Options(**options), **cell_kw)
+    reason = accuracy.SUITE.skip_reason(cell)
+    return {"status": "skipped", "error": reason} if reason else accuracy.run(cell, Context())
+
+
+def test_the_planner_skips_what_the_descriptor_rules_out():
+    from suites.sweep.plan import plan
+    tasks = plan(["accuracy"], ["lsnet_t", "lsnet_t_mixer_attn"], ["cpu"], ["float32"], engines_=["eager", "compile"],
+                 options={"accuracy": accuracy.Options(dataset="published")})
+    reasons = {(t.cells[0].model, t.cells[0].engine): t.skip_reason for t in tasks}
+    assert reasons[("lsnet_t", "eager")] is None
+    assert "measured with --engine eager" in reasons[("lsnet_t", "compile")]
+    assert "no published ImageNet top-1 for 'lsnet_t_mixer_attn'" in reasons[("lsnet_t_mixer_attn", "eager")]
 
 
 def _folder(root, classes=("ant", "bee", "cat"), per_class=4, corrupt=1):

@@ -112,8 +112,20 @@ def test_engines_through_the_cli(tmp_path):
 
 
 def test_profile_and_accuracy_run_through_engines():
-    assert set(registry.get("accuracy").engines) == set(engines.ENGINES)
-    assert registry.get("flops").engines == ("eager",)
+    from suites.sweep.plan import runs_through
+    assert set(runs_through(registry.get("accuracy"))) == set(engines.ENGINES)
+    assert set(runs_through(registry.get("profile"))) == set(engines.ENGINES)
+    assert runs_through(registry.get("flops")) == ["eager"]
+
+
+def test_engines_declare_what_they_are():
+    """Suites read what an engine is (its modes, whether it runs a torch module) instead of listing names."""
+    from suites.sweep.plan import runs_through
+    native = {name for name in engines.ENGINES if engines.get(name).torch_native}
+    assert native == {"eager", "compile"}
+    assert runs_through(registry.get("train")) == ["eager", "compile"]
+    with pytest.raises(TypeError, match="does not run torch modules"):
+        engines.get("onnxruntime").wrap(torch.nn.Identity(), Cell("latency", "lsnet_t"))
 
 
 def test_compile_cells_in_one_process_each_compile_their_own_static_graph(tmp_path):

@@ -104,6 +104,8 @@ def test_memory_of_a_non_torch_engine_on_cuda_is_nvml_growth(monkeypatch):
     runs = []
 
     class FakeEngine:
+        torch_native = False     # what the memory suite reads to choose NVML over the CUDA allocator
+
         @contextlib.contextmanager
         def prepare(self, cell, ctx):
             yield Step(run=lambda: runs.append(1), infer=None, timer=CpuTimer(), params=2_000_000, parity_rel=1e-6)

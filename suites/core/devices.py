@@ -71,9 +71,3 @@ def device_name(device: str) -> str:
     if is_cuda(device):
         return torch.cuda.get_device_name(torch.device(device))
     return cpu_model()
-
-
-def synchronize(device: str) -> None:
-    """Wait for all queued work on ``device`` (a no-op on CPU)."""
-    if is_cuda(device):
-        torch.cuda.synchronize(torch.device(device))

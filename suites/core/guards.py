@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -121,7 +120,7 @@ def cpu_allocation_limit(cell: Cell, fraction: float = 0.9) -> Iterator[None]:
     except ImportError:
         yield
         return
-    if is_cuda(cell.device) or torch.cuda.is_initialized() or os.environ.get("LSNET_BENCH_NO_RLIMIT"):
+    if is_cuda(cell.device) or torch.cuda.is_initialized():
         yield
         return
     import psutil

@@ -12,8 +12,9 @@ import lsnet
 from suites.core import zoo
 from suites.core.cell import Cell
 from suites.core.devices import is_cuda
+from suites.core.precision import PRECISIONS
 
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "amp": torch.float32}
+TORCH_DTYPES = {name: p.weights for name, p in PRECISIONS.items()}
 
 
 def param_bytes(model: nn.Module) -> tuple[int, int]:

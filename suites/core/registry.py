@@ -2,7 +2,7 @@
 
 A suite module defines ``run(cell, ctx) -> dict`` and registers a :class:`Suite` with
 :func:`register`. The CLI builds its flags and checks from the registered descriptors; the
-planner reads ``plan``/``default_batch_sizes``/``engines``/``expand``; executors read
+planner reads ``plan``/``default_batch_sizes``/``mode``/``skip``/``expand``; executors read
 ``own_process`` and import ``module`` in worker processes. Adding a suite is one module plus
 its name in ``BUILTIN``.
 
@@ -21,6 +21,7 @@ from typing import Any
 
 BUILTIN = ("latency", "throughput", "memory", "flops", "accuracy", "profile", "ops", "train")
 PLANS = ("grid", "per_model", "largest_batch", "ladder")
+MODES = ("inference", "training")     # what a suite asks of an engine; engines declare the modes they run
 _REGISTRY: dict[str, "Suite"] = {}
 
 
@@ -47,6 +48,10 @@ class Suite:
     suite into extra lines printed after the summary table. ``bench`` (timed suites) prepares a
     cell for timing without timing it, so that :mod:`suites.interleave` can measure a group of
     cells round by round; ``reference_cell`` names the cell a cell's ratio is taken against.
+    ``mode``: what the suite asks of an engine (one of :data:`MODES`; every engine that declares the mode
+    runs it), or None for a suite that measures without one (its rows are labelled ``eager``). ``skip``
+    says why a cell cannot run (the planner makes it a skipped row before anything runs); ``describe``
+    gives the facts a cell's row carries without measuring (kept on skipped rows too).
     """
     name: str
     run: Callable[..., dict[str, Any]]
@@ -56,15 +61,19 @@ class Suite:
     default_batch_sizes: tuple[int, ...] = (1,)
     own_process: Callable[[Any], bool] = _never
     options: type = NoOptions
-    engines: tuple[str, ...] = ("eager",)
+    mode: str | None = "inference"
     expand: Callable[[Any], list[Any]] | None = None
     timed: bool = False    # its rows are timings (``--repeats`` re-measures them in fresh processes)
     max_batch: Mapping[str, int] | None = None
     console_summary: Callable[[list[dict[str, Any]]], str] | None = None
     bench: Callable[..., Any] | None = None          # (cell, ctx) -> context manager of a timing.Bench
     reference_cell: Callable[[Any], Any] | None = None   # a cell's reference cell (default: the reference model)
+    skip: Callable[[Any], str | None] | None = None      # cell -> why it cannot run, or None
+    describe: Callable[[Any], dict[str, Any]] | None = None   # cell -> the facts of its row known before it runs
 
     def __post_init__(self) -> None:
+        if self.mode is not None and self.mode not in MODES:
+            raise ValueError(f"suite {self.name!r}: mode {self.mode!r} is not one of {', '.join(MODES)} (or None)")
         if self.plan not in PLANS:
             raise ValueError(f"suite {self.name!r}: plan {self.plan!r} is not one of {', '.join(PLANS)}")
         if self.max_batch is not None:
@@ -72,6 +81,14 @@ class Suite:
             if bad or set(self.max_batch) != {"cpu", "cuda"}:
                 raise ValueError(f"suite {self.name!r}: max_batch must give a positive batch for 'cpu' and 'cuda', "
                                  f"got {dict(self.max_batch)}")
+
+    def skip_reason(self, cell: Any) -> str | None:
+        """Why ``cell`` cannot run in this suite (it becomes a skipped row without running), or None."""
+        return self.skip(cell) if self.skip is not None else None
+
+    def facts(self, cell: Any) -> dict[str, Any]:
+        """What the row of ``cell`` holds before it is measured (``describe``; empty without it)."""
+        return self.describe(cell) if self.describe is not None else {}
 
     def interleaves(self, cell: Any) -> bool:
         """Whether ``cell`` is measured in a group, round by round (the interleaved protocol)."""

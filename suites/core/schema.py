@@ -5,7 +5,8 @@ holds the same rows plus ``samples`` (raw timings) and ``extra`` (suite-specific
 
 - Identity columns (``IDENTITY_COLUMNS``) say what was measured and where; they come from the cell
   and the machine that ran it, and a suite's result can never overwrite them.
-- ``SUITE_COLUMNS`` says which measurement columns each suite fills; the rest stay blank.
+- ``COLUMN_TYPES`` gives every column's type; the column lists (``ROW_COLUMNS``, ``NUMERIC_COLUMNS``...)
+  are derived from it. A suite fills the measurement columns it measures; the rest stay blank.
 - ``status`` is one of ``STATUSES``: ``ok``, ``oom``, ``error`` or ``skipped``; ``error`` holds the
   one-line reason of every status but ``ok``.
 - ``stable`` is false when the timing could not be trusted (stalls, spread, contention); the reasons
@@ -28,42 +29,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-IDENTITY_COLUMNS = (
-    "run_id", "suite", "engine", "model", "family", "host", "device", "device_name", "dtype", "channels_last",
-    "compile", "fused", "batch_size", "resolution", "threads",
-)
-MEASURE_COLUMNS = (
-    "params_m", "gmacs", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_mean", "latency_ms_std",
-    "latency_ms_ci_low", "latency_ms_ci_high", "n_samples", "stable", "throughput_img_s", "peak_mem_mb",
-    "energy_j_per_img", "parity_rel", "top1", "top1_source", "bytes_moved", "gbps", "pct_copy_bw",
-    "protocol", "ref_model", "ratio_to_ref", "ratio_ci_low", "ratio_ci_high",
-)
-STATUS_COLUMNS = ("status", "error", "warnings")
-ROW_COLUMNS = IDENTITY_COLUMNS + MEASURE_COLUMNS + STATUS_COLUMNS
+# Every column of a row, in ``results.csv`` order, with the type its values take.
+IDENTITY_TYPES: dict[str, type] = {
+    "run_id": str, "suite": str, "engine": str, "model": str, "family": str, "host": str, "device": str,
+    "device_name": str, "dtype": str, "channels_last": bool, "compile": bool, "fused": bool, "batch_size": int,
+    "resolution": int, "threads": int,
+}
+MEASURE_TYPES: dict[str, type] = {
+    "params_m": float, "gmacs": float, "latency_ms_p50": float, "latency_ms_p90": float, "latency_ms_p99": float,
+    "latency_ms_mean": float, "latency_ms_std": float, "latency_ms_ci_low": float, "latency_ms_ci_high": float,
+    "n_samples": int, "stable": bool, "throughput_img_s": float, "peak_mem_mb": float, "energy_j_per_img": float,
+    "parity_rel": float, "top1": float, "top1_source": str, "bytes_moved": int, "gbps": float, "pct_copy_bw": float,
+    "protocol": str, "ref_model": str, "ratio_to_ref": float, "ratio_ci_low": float, "ratio_ci_high": float,
+}
+STATUS_TYPES: dict[str, type] = {"status": str, "error": str, "warnings": str}
+COLUMN_TYPES = {**IDENTITY_TYPES, **MEASURE_TYPES, **STATUS_TYPES}
+
+IDENTITY_COLUMNS = tuple(IDENTITY_TYPES)
+MEASURE_COLUMNS = tuple(MEASURE_TYPES)
+STATUS_COLUMNS = tuple(STATUS_TYPES)
+ROW_COLUMNS = tuple(COLUMN_TYPES)
+NUMERIC_COLUMNS = tuple(c for c, t in COLUMN_TYPES.items() if t in (int, float))
 STATUSES = ("ok", "oom", "error", "skipped")
 FINAL_STATUSES = STATUSES   # a row with one of these ends its cell (``--resume`` skips it)
-
-NUMERIC_COLUMNS = (
-    "batch_size", "resolution", "threads", "params_m", "gmacs", "latency_ms_p50", "latency_ms_p90",
-    "latency_ms_p99", "latency_ms_mean", "latency_ms_std", "latency_ms_ci_low", "latency_ms_ci_high", "n_samples",
-    "throughput_img_s", "peak_mem_mb", "energy_j_per_img", "parity_rel", "top1", "bytes_moved", "gbps",
-    "pct_copy_bw", "ratio_to_ref", "ratio_ci_low", "ratio_ci_high",
-)
-BOOL_COLUMNS = ("channels_last", "compile", "fused", "stable")
-
-_PAIRED = ("protocol", "ref_model", "ratio_to_ref", "ratio_ci_low", "ratio_ci_high")
-_LATENCY = ("latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_mean", "latency_ms_std",
-            "latency_ms_ci_low", "latency_ms_ci_high", "n_samples", "stable") + _PAIRED
-SUITE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "latency": ("params_m", "parity_rel") + _LATENCY,
-    "throughput": ("params_m", "throughput_img_s", "energy_j_per_img", "n_samples", "stable", "parity_rel") + _PAIRED,
-    "memory": ("params_m", "peak_mem_mb", "parity_rel"),
-    "flops": ("params_m", "gmacs"),
-    "accuracy": ("params_m", "top1", "top1_source"),
-    "profile": ("params_m",),
-    "ops": _LATENCY + ("bytes_moved", "gbps", "pct_copy_bw"),
-    "train": ("params_m", "throughput_img_s", "peak_mem_mb") + _LATENCY,
-}
 
 # The operator kinds of the profile suite and the report's breakdown, in display order.
 OP_KINDS = ("conv", "ska", "attention", "norm", "elementwise", "other")

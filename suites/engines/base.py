@@ -22,9 +22,9 @@ from torch import nn
 
 from suites.core.cell import Cell, Context
 from suites.core.modelprep import PARITY_SEED
+from suites.core.precision import PRECISIONS
 from suites.core.timing import Timer
 
-PARITY_TOLERANCE = {"float32": 1e-4, "float16": 5e-2, "bfloat16": 5e-2, "amp": 5e-2}
 PARITY_BATCH = 2
 
 
@@ -51,12 +51,17 @@ class Step:
 
 
 class Engine:
-    """Base of every engine: a name, availability, the cells it cannot run, and ``prepare``.
+    """Base of every engine: a name, what it is, availability, the cells it cannot run, and ``prepare``.
 
+    ``modes``: what it can run (:data:`suites.core.registry.MODES`: inference, training); a suite
+    runs through every engine that declares the suite's mode. ``torch_native``: its step runs the
+    torch module ``step.model`` in this process (the torch profiler and CUDA allocator see its work).
     ``interleavable``: its cells can be prepared side by side in one process and timed round by
     round (:mod:`suites.interleave`); an engine with process-wide state that one cell's preparation
     resets (torch.compile's Dynamo caches) is timed one cell at a time instead."""
     name = "engine"
+    modes: tuple[str, ...] = ("inference",)
+    torch_native = False
     interleavable = True
 
     def unavailable(self) -> str | None:
@@ -67,9 +72,23 @@ class Engine:
         """Why this engine cannot run ``cell`` (a skipped row), or None."""
         return None
 
-    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000,
-                checkpoint: str | None = None) -> contextlib.AbstractContextManager[Step]:
+    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
+                throughput: bool = False) -> contextlib.AbstractContextManager[Step]:
+        """The cell ready to run (see the module docstring); ``throughput``: the step is timed for images
+        per second, not per-call latency (an engine may then keep several requests in flight)."""
         raise NotImplementedError
+
+    def info(self, cell: Cell) -> dict[str, Any]:
+        """The engine's facts for the row of ``cell`` (``extra``), known before it runs."""
+        return {}
+
+    def compiled_facts(self) -> dict[str, Any]:
+        """Facts known once the model has run (what a compiler built); none by default."""
+        return {}
+
+    def wrap(self, model: nn.Module, cell: Cell) -> Callable[[torch.Tensor], Any]:
+        """The callable a torch module's forward goes through (engines that run ``training``)."""
+        raise TypeError(f"engine {self.name!r} does not run torch modules; it runs {', '.join(self.modes)}")
 
 
 def at_batch(forward: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -117,7 +136,7 @@ def check_parity(cell: Cell, step: Step, reference: torch.Tensor, x: torch.Tenso
     """``step.parity_rel`` from ``step.infer(x)`` against ``reference``; ParityError above the tolerance."""
     rel = relative_error(step.infer(x), reference)
     limit = tolerance if tolerance is not None else cell.parity_tol if cell.parity_tol is not None \
-        else PARITY_TOLERANCE[cell.dtype]
+        else PRECISIONS[cell.dtype].parity_tol
     step.parity_rel = rel
     if not rel <= limit:
         raise ParityError(f"{cell.engine} output differs from eager float32 by {rel:.3g} (relative), above the "

@@ -43,6 +43,8 @@ def capture_cuda_graph(model: Callable[[torch.Tensor], Any], static_input: torch
 
 class Eager(Engine):
     name = "eager"
+    modes = ("inference", "training")
+    torch_native = True
     static_batch = False       # True: infer() always runs the cell's batch size (see engines.base.at_batch)
 
     def skip_reason(self, cell: Cell) -> str | None:
@@ -59,8 +61,8 @@ class Eager(Engine):
         return cell.dtype != "float32" or is_cuda(cell.device) or cell.channels_last
 
     @contextlib.contextmanager
-    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000,
-                checkpoint: str | None = None) -> Iterator[Step]:
+    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
+                throughput: bool = False) -> Iterator[Step]:
         x_ref = parity_input(cell)
         ref = eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint) \
             if self.needs_parity(cell) else None

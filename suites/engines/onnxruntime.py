@@ -67,8 +67,8 @@ class OnnxRuntime(Engine):
         return ort.InferenceSession(path, sess_options=so, providers=[self.provider(cell)], provider_options=options)
 
     @contextlib.contextmanager
-    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000,
-                checkpoint: str | None = None) -> Iterator[Step]:
+    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
+                throughput: bool = False) -> Iterator[Step]:
         x_ref = parity_input(cell)
         ref = eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
         path, params, ska = exported(cell, ctx, num_classes=num_classes, checkpoint=checkpoint,

@@ -24,7 +24,6 @@ from suites.core.timing import CpuTimer
 EXTRA = 'pip install -e ".[engines]"'
 PRECISIONS = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 CAPABILITY = {"float32": "FP32", "float16": "FP16", "bfloat16": "BF16"}
-THROUGHPUT_SUITES = ("throughput",)
 
 
 def _ov() -> Any:
@@ -58,14 +57,14 @@ class OpenVino(Engine):
                 return f"this CPU's OpenVINO plugin has no {cell.dtype} support (capabilities: {', '.join(caps)})"
         return None
 
-    def config(self, cell: Cell) -> dict[str, Any]:
-        hint = "THROUGHPUT" if cell.suite in THROUGHPUT_SUITES else "LATENCY"
+    def config(self, cell: Cell, throughput: bool) -> dict[str, Any]:
+        hint = "THROUGHPUT" if throughput else "LATENCY"
         return {"INFERENCE_PRECISION_HINT": PRECISIONS[cell.dtype], "PERFORMANCE_HINT": hint,
                 "INFERENCE_NUM_THREADS": cell.threads or torch.get_num_threads()}
 
     @contextlib.contextmanager
-    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000,
-                checkpoint: str | None = None) -> Iterator[Step]:
+    def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
+                throughput: bool = False) -> Iterator[Step]:
         ov = _ov()
         x_ref = parity_input(cell)
         ref = eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
@@ -79,9 +78,9 @@ class OpenVino(Engine):
             model = core.read_model(str(path))
             model.reshape(shape)
             return core.compile_model(model, "CPU", config)
-        compiled = compile_static(self.config(cell))
+        compiled = compile_static(self.config(cell, throughput))
         x = torch.randn(cell.batch_size, 3, cell.resolution, cell.resolution).numpy()
-        if cell.suite in THROUGHPUT_SUITES:
+        if throughput:
             run, per_run = self._async_run(ov, compiled, x)
         else:
             request = compiled.create_infer_request()
@@ -95,12 +94,12 @@ class OpenVino(Engine):
 
         used = {k: _text(compiled.get_property(k)) for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT",
                                                              "INFERENCE_NUM_THREADS", "NUM_STREAMS")}
-        info = {"onnx": str(path), "openvino_version": ov.get_version(), "requested": self.config(cell),
+        info = {"onnx": str(path), "openvino_version": ov.get_version(), "requested": self.config(cell, throughput),
                 "used": used, "images_per_run": per_run, "static_shape": shape,
                 "ska_translation": ska}
         def profile(runs: int, trace_dir: Path) -> list[tuple[str, str, float]]:
             """OpenVINO's per-layer counters (PERF_COUNT) of a compiled model of its own, over ``runs``."""
-            prof = compile_static({**self.config(cell), "PERF_COUNT": True})
+            prof = compile_static({**self.config(cell, throughput), "PERF_COUNT": True})
             request = prof.create_infer_request()
             request.infer([x])
             nodes = []

@@ -37,12 +37,22 @@ def _batch_sizes(suite: registry.Suite, device: str, batch_sizes: Sequence[int] 
     return ([max(sizes)] if suite.plan == "largest_batch" else sizes), False
 
 
-def _skip_reason(suite: registry.Suite, engine: str, cell: Cell, unavailable: dict[str, str | None]) -> str | None:
-    if engine not in suite.engines:
-        return f"suite {suite.name!r} does not run through engine {engine!r} (it runs through {', '.join(suite.engines)})"
+def runs_through(suite: registry.Suite) -> list[str]:
+    """The engines ``suite`` runs through: those that declare its mode (eager alone for a suite without one)."""
+    if suite.mode is None:
+        return ["eager"]
+    return [name for name in engines.ENGINES if suite.mode in engines.get(name).modes]
+
+
+def _skip_reason(suite: registry.Suite, cell: Cell, unavailable: dict[str, str | None]) -> str | None:
+    """Why ``cell`` cannot run: the engine does not run the suite, is not available here, or cannot run
+    the cell; or the suite cannot (its descriptor's ``skip``). None when it can."""
+    engine = cell.engine
+    if engine not in runs_through(suite):
+        return f"suite {suite.name!r} does not run through engine {engine!r} (it runs through {', '.join(runs_through(suite))})"
     if unavailable.get(engine):
         return f"engine {engine!r} is not available here: {unavailable[engine]}"
-    return engines.get(engine).skip_reason(cell)
+    return engines.get(engine).skip_reason(cell) or suite.skip_reason(cell)
 
 
 def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], dtypes: Sequence[str],
@@ -60,8 +70,8 @@ def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], d
         fields = {**cell_fields, "repeats": cell_fields.get("repeats", 1) if suite.timed else 1}
         for model in models:
             if suite.plan == "per_model":
-                tasks.append(Task((Cell(name, model, device="cpu", dtype="float32", options=opts,
-                                        **{**fields, "cuda_graphs": False}),)))
+                cell = Cell(name, model, device="cpu", dtype="float32", options=opts, **{**fields, "cuda_graphs": False})
+                tasks.append(Task((cell,), skip_reason=suite.skip_reason(cell)))
                 continue
             for engine in engines_:
                 for device in devices:
@@ -69,11 +79,12 @@ def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], d
                         sizes, ladder = _batch_sizes(suite, device, batch_sizes, max_batch)
                         cells = [Cell(name, model, engine=engine, device=device, batch_size=b, dtype=dtype,
                                       options=opts, **fields) for b in sizes]
-                        reason = _skip_reason(suite, engine, cells[0], unavailable)
                         if suite.expand is not None:
-                            tasks += [Task((c,), skip_reason=reason) for cell in cells for c in suite.expand(cell)]
+                            tasks += [Task((c,), skip_reason=_skip_reason(suite, c, unavailable))
+                                      for cell in cells for c in suite.expand(cell)]
                         else:
-                            tasks.append(Task(tuple(cells), ladder=ladder, skip_reason=reason))
+                            tasks.append(Task(tuple(cells), ladder=ladder,
+                                              skip_reason=_skip_reason(suite, cells[0], unavailable)))
     return tasks
 
 

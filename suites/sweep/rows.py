@@ -18,11 +18,17 @@ def new_run_id() -> str:
 def make_row(run_id: str, cell: Cell, out: dict[str, Any]) -> dict[str, Any]:
     """One row (``ROW_COLUMNS`` order) from a cell and its outcome (see :mod:`suites.sweep.runtime`).
 
-    Identity columns come from the cell and the machine that ran it, never from the suite;
-    ``samples``, ``extra`` and ``cell`` (the cell itself, for ``--resume``) go to the JSON only.
+    Identity columns come from the cell and the machine that ran it, never from the suite; what the
+    suite knows of a cell before it runs (:meth:`Suite.facts`) fills the row where the result does not,
+    so a skipped or failed row still says what it was; ``samples``, ``extra`` and ``cell`` (the cell
+    itself, for ``--resume``) go to the JSON only.
     """
-    from suites.core import zoo
-    result, machine = out.get("result", {}), out.get("machine", {})
+    from suites.core import registry, zoo
+    try:
+        known = registry.get(cell.suite).facts(cell)
+    except ValueError:   # a suite this process has not registered
+        known = {}
+    result, machine = {**known, **out.get("result", {})}, out.get("machine", {})
     status = result.get("status", "ok")
     if status not in STATUSES:
         status, result = "error", {**result, "error": f"suite returned unknown status {status!r}"}
