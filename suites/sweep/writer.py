@@ -7,38 +7,20 @@ consolidated copy of the JSON lines, written when a session ends.
 """
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from suites.core import resultfiles
 from suites.core.schema import ROW_COLUMNS, read_jsonl
 
 
-def _csv_value(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return v
-
-
-def _append(path: Path, text: str) -> None:
-    with path.open("a", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def csv_line(values: list[Any]) -> str:
-    import io
-    buf = io.StringIO()
-    csv.writer(buf).writerow(values)
-    return buf.getvalue()
-
-
 class ResultWriter:
-    """Appends rows to the run folder as they arrive; never truncates what is already there."""
+    """Appends rows to the run folder as they arrive; never truncates what an earlier session wrote whole.
+    Opening a folder first sets aside what a crash tore (:func:`suites.core.resultfiles.repair`, one
+    warning line each on stderr)."""
 
     def __init__(self, run_dir: Path, run_id: str):
         self.run_dir, self.run_id = Path(run_dir), run_id
@@ -47,13 +29,16 @@ class ResultWriter:
         self.csv_path = self.run_dir / "results.csv"
         self.jsonl_path = self.run_dir / "results.jsonl"
         self.json_path = self.run_dir / "results.json"
+        for warning in resultfiles.repair(self.run_dir):
+            print(warning, file=sys.stderr)
         if not self.csv_path.is_file() or self.csv_path.stat().st_size == 0:
-            _append(self.csv_path, csv_line(list(ROW_COLUMNS)))
+            resultfiles.append(self.csv_path, resultfiles.csv_line(ROW_COLUMNS))
 
     def add(self, row: dict[str, Any]) -> None:
+        """Append ``row`` to results.csv, then results.jsonl (each one line, on disk before the next)."""
+        resultfiles.append(self.csv_path, resultfiles.row_line(row))
+        resultfiles.append(self.jsonl_path, json.dumps(row, default=str, allow_nan=True) + "\n")
         self.rows.append(row)
-        _append(self.csv_path, csv_line([_csv_value(row.get(c)) for c in ROW_COLUMNS]))
-        _append(self.jsonl_path, json.dumps(row, default=str, allow_nan=True) + "\n")
 
     def consolidate(self) -> None:
         """Write ``results.json``: every row of the JSON lines (all sessions), atomically."""
