@@ -1,14 +1,19 @@
-"""The A/B regression gate: its rule on paired ratios, the re-run before a failure stands, and end to
-end on a throwaway git repository whose cases sleep (so a planted 3x slowdown is deterministic)."""
+"""The A/B regression gate: its rule on paired ratios, the re-run before a failure stands, end to end
+on a throwaway git repository whose cases sleep (so a planted 3x slowdown is deterministic), and its
+real cases: each runs on this tree, the LSNet ones on a tree holding only ``lsnet``, and the
+pytest-benchmark benchmarks time every one of them."""
 from __future__ import annotations
 
+import ast
+import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from suites.gate import gate
+from suites.gate import cases, gate, worker
 
 CASES = textwrap.dedent('''
     import time
@@ -95,3 +100,39 @@ def test_each_worker_imports_its_own_tree(repo, tmp_path):
         assert w.ask(where=True)["lsnet"] == str(repo / "lsnet" / "__init__.py")
     finally:
         w.close()
+
+
+def test_every_case_builds_and_runs_once_on_this_tree():
+    loaded = worker._load("gate_cases_test", gate.HERE / "cases.py")      # by path, as the worker loads it
+    assert list(loaded.CASES) == list(cases.CASES)
+    for name, case in loaded.CASES.items():
+        assert case()() is not None, name
+
+
+def test_lsnet_cases_run_against_a_base_holding_only_lsnet(tmp_path):
+    """The cases file imports nothing of the project, so a base lacking ``suites`` or ``baselines`` still
+    runs every case that needs only ``lsnet``; the others it reports (NEW), one by one."""
+    top = ast.parse((gate.HERE / "cases.py").read_text()).body
+    imported = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__", "torch"}, imported
+    tree = tmp_path / "base"
+    shutil.copytree(gate.REPO / "lsnet", tree / "lsnet", ignore=shutil.ignore_patterns("__pycache__"))
+    w = gate.Worker(tree, gate.HERE / "cases.py")
+    try:
+        assert w.ask(where=True)["lsnet"] == str(tree / "lsnet" / "__init__.py")
+        for name in ("ska_torch_forward", "lsnet_t_fused_bs1"):
+            assert w.ask(setup=name) == {"ok": True}, name
+        ans = w.ask(setup="repvit_m0_9_fused_bs1")
+        assert not ans["ok"] and ans["error"].startswith("ModuleNotFoundError: No module named 'suites'")
+    finally:
+        w.close()
+
+
+def test_the_benchmarks_time_every_case_and_no_variant_repeats_one():
+    from tests.benchmarks import test_bench_cases, test_bench_lsnet, test_bench_train
+    (mark,) = [m for m in test_bench_cases.test_gate_case.pytestmark if m.name == "parametrize"]
+    assert mark.args[0] == "case" and list(mark.args[1]) == list(cases.CASES)
+    gated = {(c.func, tuple(cases.params(c).items())) for c in cases.CASES.values()}
+    for name, variant in {**test_bench_lsnet.VARIANTS, **test_bench_train.VARIANTS}.items():
+        assert (variant.func, tuple(cases.params(variant).items())) not in gated, f"{name} is a gate case"

@@ -1,8 +1,9 @@
 """The regression gate: base and candidate measured side by side on this machine, in one job.
 
-``python -m suites.gate [--base REF]`` checks out REF (default: the commit in
-``suites/gate/BASE``) in a temporary git worktree, starts one worker process on each tree (the
-candidate is the working tree) and runs every case of ``cases.py`` in both, interleaved in blocks
+``python -m suites.gate [--base REF]`` (or ``lsnet-bench gate``, which calls :func:`main`) checks out
+REF (default: the commit in ``suites/gate/BASE``) in a temporary git worktree, starts one
+``suites/gate/worker.py`` process on each tree (the candidate is the working tree) and runs every
+case of the candidate's ``suites/gate/cases.py`` in both trees, interleaved in blocks
 A B B A so that drift of the machine hits both sides alike. Each block gives one paired ratio
 (candidate time / base time); a case FAILS when the median ratio exceeds ``--ratio-limit`` (1.3)
 and the lower end of its bootstrap 95% interval exceeds ``--low-limit`` (1.15). A failing case is
@@ -69,7 +70,7 @@ def judge(case: str, ratios: Sequence[float], ratio_limit: float = RATIO_LIMIT,
 
 
 class Worker:
-    """A ``gate_worker.py`` process importing the project from ``tree``."""
+    """A ``suites/gate/worker.py`` process (this tree's) importing the project from ``tree``."""
 
     def __init__(self, tree: Path, cases: Path):
         env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
@@ -158,10 +159,12 @@ def default_base() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m suites.gate`` and ``lsnet-bench gate``: the exit status (0 pass, 1 fail, 2 bad input)."""
     p = argparse.ArgumentParser(prog="python -m suites.gate", description=__doc__.splitlines()[0])
     p.add_argument("--base", default=None, help="git ref of the base (default: the commit in suites/gate/BASE)")
     p.add_argument("--repo", default=str(REPO), help="the candidate tree (a git checkout; default: this one)")
-    p.add_argument("--cases", default=str(HERE / "cases.py"), help="the cases file (default: this tree's cases.py)")
+    p.add_argument("--cases", default=str(HERE / "cases.py"),
+                   help="the cases file, loaded by both sides (default: suites/gate/cases.py)")
     p.add_argument("--only", default=None, help="comma-separated case names (default: every case)")
     p.add_argument("--blocks", type=int, default=BLOCKS, help="A B B A blocks per case")
     p.add_argument("--ratio-limit", type=float, default=RATIO_LIMIT)

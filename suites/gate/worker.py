@@ -1,4 +1,4 @@
-"""One side of the A/B gate: ``python gate_worker.py CASES.py`` run with its tree first on PYTHONPATH.
+"""One side of the A/B gate: ``python suites/gate/worker.py CASES.py``, its tree first on PYTHONPATH.
 
 Reads JSON lines on stdin: ``{"setup": name}`` builds a case, ``{"round": name, "calls": n}`` times n
 calls and answers the seconds per call, ``{"where": true}`` answers where ``lsnet`` was imported
@@ -26,8 +26,8 @@ def _load(name: str, path: Path):
     return module
 
 
-# the timed loop runs with frame-stack headroom (suites/stackroom.py beside this file, so both sides
-# run the same loop whatever their trees hold): its depth cannot make the calls thrash stack chunks
+# the timed loop runs with frame-stack headroom (suites/core/stackroom.py of this file's tree, so both
+# sides run the same loop whatever their trees hold): its depth cannot make the calls thrash stack chunks
 _headroom = _load("gate_stackroom", Path(__file__).resolve().parents[1] / "core" / "stackroom.py").with_headroom
 
 

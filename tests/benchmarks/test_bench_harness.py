@@ -6,12 +6,10 @@ import time
 
 import torch
 
-import lsnet
-from suites.core.cell import Task
-from suites.executors.local import LocalExecutor
-from suites.sweep import plan as sweep
 from suites.core import timing
-from suites.core.cell import Cell, Context
+from suites.core.cell import Cell, Context, Task
+from suites.executors.local import LocalExecutor
+from suites.gate.cases import CASES
 from suites.sweep.run import run_sweep
 from suites.sweep.writer import ResultWriter
 
@@ -23,10 +21,9 @@ def _noop() -> None:
 
 
 def _lsnet_t_bs1_ms() -> float:
-    model = lsnet.fuse(lsnet.create_model("lsnet_t").eval())
-    x = torch.randn(1, 3, 224, 224)
-    with torch.inference_mode():
-        return min(timing.measure(lambda: model(x), timing.CpuTimer(), warmup=0.2, min_time=0.0, min_samples=5))
+    """The gate's case ``lsnet_t_fused_bs1``: LSNet-T fused, batch 1, best of 5 (ms)."""
+    run = CASES["lsnet_t_fused_bs1"]()
+    return min(timing.measure(run, timing.CpuTimer(), warmup=0.2, min_time=0.0, min_samples=5))
 
 
 def test_timing_loop_overhead(benchmark):

@@ -1,78 +1,55 @@
-"""pytest-benchmark: the SKA op and LSNet fused forward on CPU with 2 threads (issue targets).
+"""pytest-benchmark: the SKA op and fused models on CPU with 2 threads, the variants the gate does not
+time (the gated ones are in ``test_bench_cases.py``, in the same groups).
 
-Targets: SKA ``auto`` (torch) at x (16, 128, 28, 28), Cw 16 at least 5x faster than the unfold
-reference; LSNet-T fused at batch 16 at least 1.25x faster than with the unfold SKA, batch 1 no
-slower. Compare the ``ska-forward`` and ``lsnet_t-fused-bs*`` groups in the benchmark table.
+Targets: SKA ``torch`` at x (16, 128, 28, 28), Cw 16 at least 5x faster than the unfold reference;
+LSNet-T fused at batch 16 at least 1.25x faster than with the unfold SKA, batch 1 no slower. Compare
+the backends within each group of the benchmark table: ``ska_forward n=16 c=128 h=28 cw=16``,
+``ska_forward n=16 c=128 h=14 cw=16`` (LSNet-T stage 2, with the gate's ``ska_torch_forward``),
+``fused_forward name=lsnet_t batch=1 resolution=224`` (with the gate's ``lsnet_t_fused_bs1``), ...
 """
 from __future__ import annotations
+
+from functools import partial
 
 import pytest
 import torch
 
-import lsnet
-from lsnet.ops import ska
+from suites.gate.cases import fused_forward, params, ska_forward, ska_forward_backward
+
+BACKENDS = ("reference", "torch")
+SKA = {"28px": (16, 128, 28, 16), "t-stage2": (16, 128, 14, 16), "t-stage3": (16, 256, 7, 32)}
+
+SKA_FORWARD = {f"{shape}-{backend}": partial(ska_forward, *SKA[shape], backend)
+               for shape in SKA for backend in BACKENDS
+               if (shape, backend) != ("t-stage2", "torch")}      # that one is the gate's ska_torch_forward
+SKA_FORWARD_BACKWARD = {f"28px-{backend}": partial(ska_forward_backward, *SKA["28px"], backend)
+                        for backend in BACKENDS}
+FUSED = {
+    "lsnet_t-bs1-ska-unfold": partial(fused_forward, "lsnet_t", 1, ska_backend="reference"),
+    "lsnet_t-bs16": partial(fused_forward, "lsnet_t", 16),
+    "lsnet_t-bs16-ska-unfold": partial(fused_forward, "lsnet_t", 16, ska_backend="reference"),
+    **{f"{name}-bs{batch}": partial(fused_forward, name, batch)
+       for name in ("lsnet_s", "lsnet_b") for batch in (1, 16)},
+}
+VARIANTS = {**SKA_FORWARD, **SKA_FORWARD_BACKWARD, **FUSED}
 
 
-def _ska_inputs(n=16, c=128, h=28, w=28, cw=16):
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(n, c, h, w, generator=g), torch.randn(n, cw, 9, h, w, generator=g)
+@pytest.mark.parametrize("variant", SKA_FORWARD)
+def test_ska_forward(timed, variant):
+    p = params(SKA_FORWARD[variant])
+    assert timed(SKA_FORWARD[variant]).shape == (p["n"], p["c"], p["h"], p["h"])
 
 
-@pytest.mark.parametrize("backend", ["reference", "auto"])
-def test_ska_forward(benchmark, backend):
-    benchmark.group = "ska-forward (16,128,28,28) Cw16"
-    x, w = _ska_inputs()
-    with torch.inference_mode():
-        y = benchmark(ska, x, w, backend)
-    assert y.shape == x.shape
+@pytest.mark.parametrize("variant", SKA_FORWARD_BACKWARD)
+def test_ska_forward_backward(timed, variant):
+    p = params(SKA_FORWARD_BACKWARD[variant])
+    dx, dw = timed(SKA_FORWARD_BACKWARD[variant])
+    assert dx.shape == (p["n"], p["c"], p["h"], p["h"]) and dw.shape == (p["n"], p["cw"], 9, p["h"], p["h"])
 
 
-@pytest.mark.parametrize("backend", ["reference", "auto"])
-def test_ska_forward_backward(benchmark, backend):
-    benchmark.group = "ska-forward-backward (16,128,28,28) Cw16"
-    x, w = _ska_inputs()
-    x.requires_grad_(True)
-    w.requires_grad_(True)
-    gy = torch.randn_like(x)
-
-    def step():
-        return torch.autograd.grad(ska(x, w, backend), (x, w), gy)
-
-    dx, dw = benchmark(step)
-    assert dx.shape == x.shape and dw.shape == w.shape
-
-
-@pytest.mark.parametrize("backend", ["reference", "auto"])
-@pytest.mark.parametrize("shape", [(16, 128, 14, 14, 16), (16, 256, 7, 7, 32)], ids=["t-stage2", "t-stage3"])
-def test_ska_lsnet_t_stages(benchmark, shape, backend):
-    benchmark.group = f"ska-forward lsnet_t {'stage2' if shape[2] == 14 else 'stage3'}, batch 16"
-    x, w = _ska_inputs(*shape)
-    with torch.inference_mode():
-        benchmark(ska, x, w, backend)
-
-
-def _fused(name: str, ska_backend: str = "auto") -> torch.nn.Module:
-    torch.manual_seed(0)
-    return lsnet.set_ska_backend(lsnet.fuse(lsnet.create_model(name).eval()), ska_backend)
-
-
-@pytest.mark.parametrize("batch", [1, 16])
-@pytest.mark.parametrize("ska_backend", ["auto", "reference"], ids=["ska-auto", "ska-unfold"])
-def test_lsnet_t_fused(benchmark, batch, ska_backend):
-    benchmark.group = f"lsnet_t-fused-bs{batch}"
-    model = _fused("lsnet_t", ska_backend)
-    x = torch.randn(batch, 3, 224, 224)
-    with torch.inference_mode():
-        out = benchmark.pedantic(model, (x,), rounds=5 if batch > 1 else 15, warmup_rounds=1)
-    assert out.shape == (batch, 1000)
-
-
-@pytest.mark.parametrize("batch", [1, 16])
-@pytest.mark.parametrize("name", ["lsnet_s", "lsnet_b"])
-def test_lsnet_sb_fused(benchmark, name, batch):
-    benchmark.group = f"{name}-fused"
-    model = _fused(name)
-    x = torch.randn(batch, 3, 224, 224)
-    with torch.inference_mode():
-        out = benchmark.pedantic(model, (x,), rounds=3 if batch > 1 else 8, warmup_rounds=1)
-    assert out.shape == (batch, 1000)
+@pytest.mark.parametrize("variant", FUSED)
+def test_fused(timed, variant):
+    case = FUSED[variant]
+    batch = params(case)["batch"]
+    out = timed(case, rounds=3 if batch > 1 else 8)
+    assert isinstance(out, torch.Tensor) and out.shape == (batch, 1000)
