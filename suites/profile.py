@@ -8,8 +8,13 @@ of ``aten::conv2d`` as conv. On CUDA, device (kernel) time is used; on CPU, CPU 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +156,33 @@ def cell_label(cell: Cell) -> str:
     return "_".join(parts)
 
 
+# the profiler library's own log lines (Kineto writes them to file descriptor 2 at every start and stop)
+_PROFILER_LOG = re.compile(rb"^(USDT|STAGE):\d{4}-\d\d-\d\d [\d:]+ \d+:\d+ \w+\.cpp:\d+\] ")
+
+
+@contextlib.contextmanager
+def without_profiler_log() -> Iterator[None]:
+    """Within the block, standard error is held back; afterwards everything but the profiler library's
+    own log lines reaches it, in order."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held:
+                if not _PROFILER_LOG.match(line):
+                    os.write(2, line)
+
+
 def _torch_profile(step: Step, trace_dir: Path, label: str, on_gpu: bool) -> list[Any]:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
-    with torch.profiler.profile(activities=activities, schedule=schedule(wait=WAIT, warmup=WARMUP, active=ACTIVE),
+    with without_profiler_log(), torch.profiler.profile(activities=activities, schedule=schedule(wait=WAIT, warmup=WARMUP, active=ACTIVE),
                                 on_trace_ready=tensorboard_trace_handler(str(trace_dir), worker_name=label),
                                 record_shapes=True) as prof:
         for _ in range(WAIT + WARMUP + ACTIVE):
@@ -186,5 +215,22 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
                       "top_ops": ops[:25]}}
 
 
+def console_summary(rows: list[dict[str, Any]]) -> str:
+    """One line per profiled cell: self time per forward and the operator kinds' shares, largest first."""
+    lines = []
+    for r in rows:
+        extra = r.get("extra") if isinstance(r.get("extra"), dict) else {}
+        kinds = extra.get("kinds") or {}
+        if r.get("status") != "ok" or not kinds:
+            continue
+        per_forward_ms = sum(k["self_time_us"] for k in kinds.values()) / 1e3 / (extra.get("profiled_steps") or ACTIVE)
+        shares = ", ".join(f"{name} {100 * k['share']:.0f}%" for name, k in
+                           sorted(kinds.items(), key=lambda kv: -kv[1]["share"]) if k["share"] >= 0.005)
+        lines.append(f"  {r['model']} {r.get('engine')} {r.get('device')} {r.get('dtype')} bs{r.get('batch_size')}: "
+                     f"{per_forward_ms:.3g} ms {extra.get('time_basis', 'cpu')} time per forward; {shares}")
+    return "profile (self time by operator kind; traces under the run folder's profile/):\n" + "\n".join(lines) \
+        if lines else ""
+
+
 SUITE = register(Suite("profile", run, __name__, "per-operator time shares by kind (torch.profiler traces, "
-                       "or the engine's own profiler)"))
+                       "or the engine's own profiler)", console_summary=console_summary))
