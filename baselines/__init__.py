@@ -10,13 +10,30 @@ Families: :mod:`baselines.mixers` (LSNet-T with other token mixers), :mod:`basel
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from baselines import efficientvit, fasternet, fastvit, mixers, repvit, shvit, starnet
+from baselines.checkpoint import load_checkpoint
 
 FAMILY_MODULES = (mixers, repvit, efficientvit, starnet, shvit, fasternet, fastvit)
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 for _mod in FAMILY_MODULES:
     MODELS.update(_mod.MODELS)
+
+
+def list_models() -> list[str]:
+    """Every baseline name (the released variants and the mixer swaps)."""
+    return list(MODELS)
+
+
+def create_model(name: str, num_classes: int = 1000, pretrained: str | None = None, **kw: Any) -> nn.Module:
+    """Baseline ``name`` (see :func:`list_models`); ``pretrained`` = a local timm-format checkpoint to load."""
+    if name not in MODELS:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name][1](num_classes=num_classes, pretrained=pretrained, **kw)
+
+
+__all__ = ["FAMILY_MODULES", "MODELS", "create_model", "list_models", "load_checkpoint"]

@@ -49,9 +49,9 @@ class DistillHead(nn.Module):
 
 
 def load_pretrained(model: nn.Module, pretrained: str | None) -> nn.Module:
-    """Load a local checkpoint (nothing is downloaded) if ``pretrained`` names one."""
+    """Load a local timm-format checkpoint (nothing is downloaded) if ``pretrained`` names one."""
     if pretrained:
-        from lsnet.checkpoint import load_checkpoint
+        from baselines.checkpoint import load_checkpoint
         load_checkpoint(model, pretrained)
     return model
 

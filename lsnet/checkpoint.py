@@ -83,7 +83,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def load_checkpoint(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
     """Load ``path`` into ``model`` (in place; returns it). Mismatches raise CheckpointError
     listing missing and unexpected keys and shape mismatches, e.g. another variant or class count."""
-    sd = read_state_dict(path)
+    return load_state_dict(model, read_state_dict(path), f"checkpoint {path}", strict)
+
+
+def load_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "state dict",
+                    strict: bool = True) -> nn.Module:
+    """Load ``sd`` into ``model`` after checking that it fits: CheckpointError naming ``source`` and the
+    missing and unexpected keys, shape mismatches and integer tensors for floating parameters."""
     own = model.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
@@ -92,12 +98,12 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
     kinds = [f"{k} ({sd[k].dtype})" for k in own if k in sd and own[k].is_floating_point()
              and not sd[k].is_floating_point()]
     if kinds:
-        raise CheckpointError(f"checkpoint {path}: non-floating tensors for floating parameters: "
+        raise CheckpointError(f"{source}: non-floating tensors for floating parameters: "
                               f"{', '.join(kinds[:5])}{' ...' if len(kinds) > 5 else ''}; is it a quantised or "
                               "index-only file?")
     if shapes or (strict and (missing or unexpected)):
         name = type(model).__name__
-        parts = [f"checkpoint {path} does not fit {name}"
+        parts = [f"{source} does not fit {name}"
                  f"{' (' + str(model.num_classes) + ' classes)' if hasattr(model, 'num_classes') else ''}"]
         for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
             if items:
@@ -106,7 +112,7 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
         hint = ("; is it another variant, class count or resolution? create the model that matches "
                 "(e.g. lsnet_s vs lsnet_t, num_classes, img_size)")
         raise CheckpointError("; ".join(parts) + hint)
-    model.load_state_dict(sd, strict=strict)
+    model.load_state_dict(dict(sd), strict=strict)
     return model
 
 

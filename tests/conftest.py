@@ -12,27 +12,33 @@ from torch import nn
 DATA = Path(__file__).parent / "data"
 
 
+def rule_tensor(key: str, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
+    """The deterministic parameter rule (float64) behind the reference logits, for one floating tensor:
+    a generator seeded with the key's CRC-32 draws the values."""
+    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+    r = torch.randn(shape, generator=g, dtype=torch.float64)
+    if key.endswith("running_var"):
+        return 0.5 + torch.rand(shape, generator=g, dtype=torch.float64)
+    if key.endswith(("running_mean", "bias")):
+        return 0.01 * r
+    if "attention_biases" in key:
+        return 0.5 * r
+    if r.dim() == 1:
+        return 0.7 + 0.05 * r
+    return r / r[0].numel() ** 0.5
+
+
 def deterministic_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The deterministic parameter rule (float64) behind the reference logits of LSNet-T: per key, a
-    generator seeded with the key's CRC-32 draws the values."""
-    out = {}
-    for k, v in sorted(model.state_dict().items()):
-        if not v.is_floating_point():
-            out[k] = v
-            continue
-        g = torch.Generator().manual_seed(zlib.crc32(k.encode()))
-        r = torch.randn(v.shape, generator=g, dtype=torch.float64)
-        if k.endswith("running_var"):
-            out[k] = 0.5 + torch.rand(v.shape, generator=g, dtype=torch.float64)
-        elif k.endswith(("running_mean", "bias")):
-            out[k] = 0.01 * r
-        elif "attention_biases" in k:
-            out[k] = 0.5 * r
-        elif v.dim() == 1:
-            out[k] = 0.7 + 0.05 * r
-        else:
-            out[k] = r / r[0].numel() ** 0.5
-    return out
+    """The rule applied to every floating tensor of ``model``'s state dict (integer tensors unchanged)."""
+    return {k: rule_tensor(k, v.shape) if v.is_floating_point() else v for k, v in sorted(model.state_dict().items())}
+
+
+def rule_state_from_manifest(manifest: dict[str, list[int]], integer_keys: tuple[str, ...] = ("num_batches_tracked",)
+                             ) -> dict[str, torch.Tensor]:
+    """The rule applied to a state-dict manifest (key -> shape): the state dict its reference logits used;
+    integer tensors (BatchNorm's ``num_batches_tracked``) are zeros."""
+    return {k: torch.zeros(shape, dtype=torch.long) if k.endswith(integer_keys) else rule_tensor(k, tuple(shape))
+            for k, shape in sorted(manifest.items())}
 
 
 @pytest.fixture
