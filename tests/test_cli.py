@@ -1,4 +1,4 @@
-"""run_bench end to end on CPU at small sizes, and every bad-input case (exit 2, one line)."""
+"""run_bench end to end on CPU at small sizes, every bad-input case (exit 2, one line), and the commands."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import run_bench
+from suites import cli
 from suites.core.schema import ROW_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def test_list_and_help(capsys):
     assert run_bench.main(["--list"]) == 0
     out = capsys.readouterr().out
     assert "lsnet_t" in out and "latency" in out and "cpu" in out
-    from suites.cli.main import build_parser
+    from suites.cli.parser import build_parser
     help_text = build_parser().format_help()
     assert "engines:" in out and "eager  available" in out and "ops" in out
     for flag in ("--suite", "--device", "--models", "--batch-sizes", "--dtype", "--channels-last", "--compile",
@@ -154,3 +155,109 @@ def test_out_with_results_is_refused_and_left_intact(tmp_path, capsys):
 def test_options_for_suites_not_run_warn(tmp_path, capsys):
     assert run_bench.main(["--suite", "flops", "--crop-ratio", "0.9", "--out", str(tmp_path / "r"), *FAST]) == 0
     assert "--crop-ratio is ignored: only suite(s) accuracy read it" in capsys.readouterr().err
+
+
+# --- the commands ------------------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands_and_run_help_the_run_flags(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("run", "resume", "list", "report", "compare", "gate", "export-bench"):
+        assert f"\n    {name}" in out, out
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lsnet-bench run") and "--suite" in out and "--resume" in out
+
+
+def test_unknown_command_exits_2_with_one_line(capsys):
+    assert cli.main(["speed"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lsnet-bench: error: unknown command 'speed'")
+    assert "choose from run, resume, list, report, compare, gate, export-bench" in err
+
+
+@pytest.mark.parametrize("argv, command, rest", [
+    ([], "run", []),
+    (["--suite", "flops"], "run", ["--suite", "flops"]),
+    (["--list"], "run", ["--list"]),
+    (["run", "--suite", "flops"], "run", ["--suite", "flops"]),
+    (["resume", "DIR", "--retry-errors"], "resume", ["DIR", "--retry-errors"]),
+    (["gate", "--only", "ska_fwd"], "gate", ["--only", "ska_fwd"]),
+    (["export-bench", "--rounds", "3"], "export-bench", ["--rounds", "3"]),
+])
+def test_each_command_gets_its_arguments_and_no_command_is_run(argv, command, rest, monkeypatch):
+    seen = []
+    for name, (_, help_) in list(cli.COMMANDS.items()):
+        monkeypatch.setitem(cli.COMMANDS, name, (lambda a, name=name: seen.append((name, a)) or 0, help_))
+    assert cli.main(argv) == 0
+    assert seen == [(command, rest)]
+
+
+def test_gate_and_export_bench_get_their_arguments(monkeypatch, capsys):
+    from suites.engines import export_bench
+    from suites.gate import gate
+    calls = []
+    monkeypatch.setattr(gate, "main", lambda argv: calls.append(argv) or 7)
+    assert cli.main(["gate", "--base", "HEAD~1"]) == 7 and calls == [["--base", "HEAD~1"]]
+    with pytest.raises(SystemExit) as exit_:
+        export_bench.main(["--threads", "two"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("lsnet-bench export-bench: error: argument --threads")
+
+
+def test_list_command_is_list_flag(capsys):
+    assert cli.main(["--list"]) == 0
+    flag = capsys.readouterr().out
+    assert cli.main(["list"]) == 0
+    assert capsys.readouterr().out == flag and "lsnet_t" in flag and "visible devices:" in flag
+    assert cli.main(["list", "--executor", "slurm"]) == 2
+    assert "invalid choice: 'slurm'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def latency_run(tmp_path_factory) -> Path:
+    """A small interleaved latency run of two models through ``lsnet-bench run``."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert cli.main(["run", "--suite", "latency", "--models", "lsnet_t,starnet_s1", "--threads", "1",
+                     "--out", str(out), *FAST[2:]]) == 0
+    return out
+
+
+def test_run_command_records_itself(latency_run):
+    env = json.loads((latency_run / "env.json").read_text())
+    assert env["argv"][:4] == ["lsnet-bench", "run", "--suite", "latency"]
+    assert {r["model"] for r in _rows(latency_run)} == {"lsnet_t", "starnet_s1"}
+    assert (latency_run / "plan.json").is_file()
+
+
+def test_report_command(latency_run, tmp_path, capsys):
+    assert cli.main(["report", str(latency_run)]) == 0
+    assert capsys.readouterr().out.strip() == str(latency_run / "report.html")
+    merged = tmp_path / "merged.html"
+    assert cli.main(["report", str(latency_run), str(latency_run), "-o", str(merged)]) == 0
+    assert merged.read_text().startswith("<!DOCTYPE html>") and "starnet_s1" in merged.read_text()
+    assert cli.main(["report"]) == 2
+    assert "the following arguments are required: DIR" in capsys.readouterr().err
+    assert cli.main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lsnet-bench: error: ") and "no such directory" in err
+
+
+def test_compare_command(latency_run, tmp_path, capsys):
+    from reports.compare import CROSS_RUN
+    assert cli.main(["compare", str(latency_run), "--models", "lsnet_t,starnet_s1"]) == 0
+    out = capsys.readouterr().out
+    assert CROSS_RUN not in out and out.startswith("* eager float32 bs1: ") and "(paired rounds)" in out
+    assert cli.main(["compare", str(latency_run), str(latency_run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(ln.split(":")[0] for ln in lines) == ["lsnet_t eager float32 bs1", "starnet_s1 eager float32 bs1"]
+    for argv, needle in ((["compare", str(latency_run)], "compare needs two folders"),
+                         (["compare", str(latency_run), "--models", "lsnet_t"], "--models takes two model names"),
+                         (["compare", str(latency_run), str(tmp_path / "nope")], "no such directory")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("lsnet-bench: error: ") and needle in err, err

@@ -13,7 +13,7 @@ import pytest
 import reports
 from reports import tables
 from suites.core import published
-from reports.__main__ import main as cli
+from suites.cli import main as cli
 from reports.load import ResultsError, combine, load_run
 
 CANNED = Path(__file__).parent / "data" / "canned_run"
@@ -129,9 +129,9 @@ def test_csv_only_folder_and_accuracy_only_run(tmp_path):
 
 
 def test_cli(run_dir, tmp_path, capsys):
-    assert cli([str(run_dir), "-o", str(tmp_path / "r.html")]) == 0
+    assert cli(["report", str(run_dir), "-o", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
-    assert cli([str(tmp_path / "nope")]) == 2
+    assert cli(["report", str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     with pytest.raises(ResultsError, match="neither results.json nor results.csv"):
@@ -182,11 +182,11 @@ def test_reports_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     (tmp_path / "binary").mkdir()
     (tmp_path / "binary" / "results.csv").write_bytes(b"\xff\xfe\x00garbage")
     for folder in ("empty", "binary"):
-        assert cli([str(tmp_path / folder)]) == 2
+        assert cli(["report", str(tmp_path / folder)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "unreadable results" in err and "Traceback" not in err
     (tmp_path / "file").write_text("x")
-    assert cli([str(CANNED), "-o", str(tmp_path / "file" / "r.html")]) == 2
+    assert cli(["report", str(CANNED), "-o", str(tmp_path / "file" / "r.html")]) == 2
     assert "cannot write the report" in capsys.readouterr().err
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import reports
 from reports import drift, tables
-from reports.__main__ import main as cli
+from suites.cli import main as cli
 from reports.compare import CROSS_RUN, compare
 from reports.engine_tables import engine_rankings, engine_speedups
 from reports.load import combine, load_run

@@ -154,3 +154,64 @@ def test_a_killed_worker_is_an_error_unless_the_oom_killer_is_evidenced(tmp_path
         assert res["status"] == "oom" and "out-of-memory killer" in res["error"]
     finally:
         registry.unregister("suicide")
+
+
+def _flops_run(out: Path) -> list[dict]:
+    assert run_bench.main(["--suite", "flops", "--models", "lsnet_t", "--out", str(out), *FAST]) == 0
+    return _rows(out)
+
+
+def test_resume_runs_the_recorded_plan_not_the_flags(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    first = _flops_run(out)
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["settings"]["executor"] == "local" and plan["settings"]["reference"] == "lsnet_t"
+    ((cell,),) = [t["cells"] for t in plan["tasks"]]
+    assert cell == first[0]["cell"] and cell["fused"] is True
+    plan["tasks"].append({**plan["tasks"][0], "cells": [cell | {"model": "starnet_s1"}]})   # only in the plan
+    (out / "plan.json").write_text(json.dumps(plan))
+    from suites.cli import parser
+    build = parser.build_parser
+
+    def changed_default():                  # a default that changed since the run began
+        p = build()
+        p.set_defaults(no_fuse=True, models="all")
+        return p
+    monkeypatch.setattr(parser, "build_parser", changed_default)
+    assert run_bench.main(["resume", str(out), "--no-progress", "--no-report"]) == 0
+    rows = _rows(out)
+    assert rows[:1] == first and [r["model"] for r in rows] == ["lsnet_t", "starnet_s1"]
+    assert rows[1]["cell"] == cell | {"model": "starnet_s1"} and rows[1]["fused"] is True
+    assert json.loads((out / "plan.json").read_text()) == plan          # the plan is never rewritten
+    env = json.loads((out / "env.json").read_text())
+    assert env["sessions"][-1]["argv"] == ["lsnet-bench", "resume", str(out), "--no-progress", "--no-report"]
+
+
+def test_a_folder_without_a_plan_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    first = _flops_run(out)
+    (out / "plan.json").unlink()             # as an older lsnet-bench wrote it
+    for argv in (["resume", str(out)], ["--resume", str(out)]):
+        assert run_bench.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("lsnet-bench: error: ")
+        assert "older lsnet-bench" in err and "plan.json" in err and "into a new folder" in err
+    assert _rows(out) == first and not (out / ".lock").exists()
+
+
+def test_plan_round_trips_tasks_and_suite_options(tmp_path):
+    from suites import ops, train
+    from suites.core.cell import Cell, Task
+    tasks = [Task((Cell("train", "lsnet_t", batch_size=8, options=train.Options(optimizer="adamw", lr=0.01)),
+                   Cell("train", "lsnet_t", batch_size=16, options=train.Options(optimizer="adamw", lr=0.01))),
+                  ladder=True),
+             Task((Cell("ops", "lsnet_t", options=ops.Options(op_stages="stage2", copy_mb=8)),),
+                  skip_reason="not here"),
+             Task((Cell("latency", "lsnet_t", reference="lsnet_t"), Cell("latency", "starnet_s1", reference="lsnet_t")),
+                  interleaved=True)]
+    rundir.write_plan(tmp_path, tasks, {"executor": "local"})
+    assert rundir.read_plan(tmp_path) == (tasks, {"executor": "local"})
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]          # no temporary file left
+    (tmp_path / "plan.json").write_text("{")
+    with pytest.raises(rundir.RunDirError, match="unreadable"):
+        rundir.read_plan(tmp_path)

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -109,8 +110,14 @@ def report(title: str, times: dict[str, list[float]], eager: str) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m engines.export_bench", description=__doc__.splitlines()[0])
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:   # one line, exit status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lsnet-bench export-bench [--threads 2] [--rounds 30] [--batch-sizes 1,16]``; prints the timings."""
+    p = _OneLineParser(prog="lsnet-bench export-bench", description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--batch-sizes", default="1,16", help="LSNet-T batch sizes (comma-separated)")
@@ -136,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
             fns |= {f"{engine} {export}": fn for engine, fn in _runners(path, {"x": xb.numpy()}, args.threads).items()}
         with torch.inference_mode():
             print("\n".join(report(f"LSNet-T fused, batch {batch}", interleaved(fns, args.rounds), "eager")))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,5 +1,5 @@
-"""Run folders: one writer at a time (a lock file), what a folder already holds (for ``--resume``),
-and signals that end a sweep the way Ctrl-C does."""
+"""Run folders: one writer at a time (a lock file), the plan a run recorded and what a folder already
+holds (for ``--resume``), and signals that end a sweep the way Ctrl-C does."""
 from __future__ import annotations
 
 import json
@@ -7,18 +7,18 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from suites.core.cell import Task
+from suites.core.cell import Cell, Task
 from suites.core.schema import FINAL_STATUSES, read_jsonl
-from suites.core.cell import Cell
 
 LOCK_NAME = ".lock"
+PLAN_NAME = "plan.json"
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
@@ -147,12 +147,39 @@ def remaining(tasks: list[Task], done: set[str]) -> list[Task]:
     return out
 
 
-def recorded_argv(run_dir: Path) -> list[str]:
-    """The command-line arguments of the run that created ``run_dir`` (from env.json)."""
+def _task_dict(task: Task) -> dict[str, Any]:
+    return {"cells": [c.to_dict() for c in task.cells], "ladder": task.ladder, "skip_reason": task.skip_reason,
+            "interleaved": task.interleaved}
+
+
+def _task(d: dict[str, Any]) -> Task:
+    return Task(tuple(Cell.from_dict(c) for c in d["cells"]), ladder=d["ladder"], skip_reason=d["skip_reason"],
+                interleaved=d["interleaved"])
+
+
+def write_plan(run_dir: Path, tasks: Sequence[Task], settings: dict[str, Any]) -> None:
+    """Write ``plan.json`` atomically: the tasks as planned (cells, ladder, skip reason, interleaved) and
+    the settings they run with, which ``--resume`` runs again."""
+    path = Path(run_dir) / PLAN_NAME
+    tmp = path.with_name(f".{PLAN_NAME}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    doc = {"settings": settings, "tasks": [_task_dict(t) for t in tasks]}
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_plan(run_dir: Path) -> tuple[list[Task], dict[str, Any]]:
+    """The tasks and settings recorded in ``run_dir/plan.json``; :class:`RunDirError` saying why when the
+    folder has none (not a run folder, or one written before plans were recorded) or it is unreadable."""
+    path = Path(run_dir) / PLAN_NAME
+    if not path.is_file():
+        if (Path(run_dir) / "env.json").is_file():
+            raise RunDirError(f"{run_dir} was written by an older lsnet-bench that did not record its plan "
+                              f"({PLAN_NAME}), so it cannot be resumed; run the sweep again into a new folder")
+        raise RunDirError(f"{run_dir} is not a run folder (no {PLAN_NAME}); --resume takes a folder that a run "
+                          "wrote")
     try:
-        env = json.loads((run_dir / "env.json").read_text(encoding="utf-8"))
-        argv = env["argv"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise RunDirError(f"{run_dir} is not a run folder (no readable env.json with the command line); "
-                          "--resume takes a folder that a run wrote") from None
-    return [str(a) for a in argv[1:]]
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return [_task(t) for t in doc["tasks"]], dict(doc["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunDirError(f"{path} is unreadable ({type(exc).__name__}: {exc}); it cannot be resumed, run the "
+                          "sweep again into a new folder") from None

@@ -1,0 +1,224 @@
+"""The run flags checked and resolved, before any cell runs: suites, engines, models, devices, batch sizes,
+numbers and protocol into the keyword arguments of the plan, and the settings it runs with."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from typing import Any
+
+from suites.cli.run import RunSettings
+from suites.cli.usage import UsageError, csv_list
+from suites.core.schema import DTYPES
+
+MODEL_GROUPS = ("default", "lsnet", "baselines", "all")
+
+
+def _choose(values: list[str], valid: tuple[str, ...] | list[str], what: str) -> list[str]:
+    for v in values:
+        if v not in valid:
+            raise UsageError(f"unknown {what} {v!r}; choose from {', '.join(valid)}")
+    if not values:
+        raise UsageError(f"no {what} given; choose from {', '.join(valid)}")
+    return list(dict.fromkeys(values))
+
+
+def resolve_suites(spec: str) -> list[str]:
+    from suites.core import registry
+    valid = registry.names()
+    names = csv_list(spec)
+    if "all" in names:
+        return valid
+    return _choose(names, valid + ["all"], "suite")
+
+
+def resolve_engines(spec: str | None, compile_alias: bool) -> list[str]:
+    from suites import engines
+    chosen = _choose(csv_list(spec), engines.ENGINES, "engine") if spec is not None else ([] if compile_alias else ["eager"])
+    return chosen + (["compile"] if compile_alias and "compile" not in chosen else [])
+
+
+def resolve_models(spec: str) -> list[str]:
+    from suites.core import zoo
+    out: list[str] = []
+    for name in csv_list(spec) or [""]:
+        if name == "default":
+            chosen = [n for n in ("lsnet_t", "lsnet_s", "lsnet_b") if n in zoo.names("lsnet")] + zoo.names("baselines")
+        elif name in ("lsnet", "baselines", "all"):
+            chosen = zoo.names(name)
+        else:
+            try:
+                chosen = [zoo.spec(name).name]
+            except ValueError:
+                try:
+                    chosen = zoo.names(name)   # a family name
+                except ValueError:
+                    raise UsageError(f"unknown model {name!r}; choose a group ({', '.join(MODEL_GROUPS)}) or one of "
+                                     f"{', '.join(zoo.names('all'))}") from None
+        out += [n for n in chosen if n not in out]
+    return out
+
+
+def resolve_devices(spec: str | None) -> list[str]:
+    from suites.core.devices import DeviceError, parse_devices, visible_devices
+    if spec is None:
+        return ["cuda:0"] if "cuda:0" in visible_devices() else ["cpu"]
+    try:
+        return parse_devices(spec)
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def parse_batch_sizes(spec: str | None) -> list[int] | None:
+    if spec is None:
+        return None
+    sizes = []
+    for s in csv_list(spec):
+        try:
+            b = int(s)
+        except ValueError:
+            raise UsageError(f"batch size {s!r} is not an integer; give positive integers such as 1,8,32") from None
+        if b <= 0:
+            raise UsageError(f"batch size {b} must be a positive integer (> 0), e.g. 1,8,32")
+        sizes.append(b)
+    if not sizes:
+        raise UsageError("no batch size given; give positive integers such as 1,8,32")
+    return list(dict.fromkeys(sizes))
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    for flag, value, allow_zero in (("--threads", args.threads, False), ("--resolution", args.resolution, False),
+                                    ("--max-batch", args.max_batch, False), ("--min-samples", args.min_samples, False),
+                                    ("--warmup", args.warmup, True), ("--min-time", args.min_time, True),
+                                    ("--cell-timeout", args.cell_timeout, False), ("--repeats", args.repeats, False),
+                                    ("--parity-tol", args.parity_tol, False), ("--burst", args.burst, False),
+                                    ("--max-time", args.max_time, False), ("--precision", args.precision, False),
+                                    ("--group-time", args.group_time, False)):
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{flag} must be a finite number of seconds, got {value}")
+        if value < 0 or (value == 0 and not allow_zero):
+            raise UsageError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def _suite_options(args: argparse.Namespace, suites: list[str]) -> dict[str, Any]:
+    """Each chosen suite's options from the flags; a warning for options no chosen suite reads."""
+    from suites.core import registry
+    given = {opt.field: getattr(args, opt.field) for opt in registry.option_flags()}
+    for opt in registry.option_flags():
+        if given[opt.field] is not None and not set(opt.suites) & set(suites):
+            print(f"warning: {opt.flag} is ignored: only suite(s) {', '.join(opt.suites)} read it", file=sys.stderr)
+    out = {}
+    for name in suites:
+        try:
+            out[name] = registry.build_options(registry.get(name), given)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+    return out
+
+
+def _cluster_devices(args: argparse.Namespace) -> list[str]:
+    """The device kinds to plan for on Ray (``--device`` forms of :mod:`suites.executors.ray`)."""
+    try:
+        from suites.executors import ray as ray_executor
+        return ray_executor.plan_devices(args.device, args.ray_address, csv_list(args.nodes or ""))
+    except (ImportError, ConnectionError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _check_models_accept(models: list[str], resolution: int) -> None:
+    """Models fail below their total stride; small resolutions are checked with one forward each."""
+    if resolution >= 64:
+        return
+    import torch
+
+    from suites.core import zoo
+    for name in models:
+        try:
+            with torch.inference_mode():
+                zoo.create(name, img_size=resolution).eval()(torch.randn(1, 3, resolution, resolution))
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(f"--resolution {resolution} is too small for {name} "
+                             f"({str(exc).splitlines()[0][:120]}); use --resolution 64 or more") from None
+
+
+def configure(args: argparse.Namespace) -> tuple[dict[str, Any], RunSettings]:
+    """Validate the run flags ``args``; the keyword arguments of :func:`suites.sweep.plan.plan` and the
+    settings the plan runs with (:class:`UsageError` for bad input)."""
+    _check_numbers(args)
+    cores = _usable_cores()
+    if args.pin_cores is not None:
+        from suites.core.hostinfo import parse_cores
+        try:
+            pinned = parse_cores(args.pin_cores)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if not set(pinned) <= set(os.sched_getaffinity(0)):
+            raise UsageError(f"--pin-cores {args.pin_cores}: cores {sorted(set(pinned) - os.sched_getaffinity(0))} "
+                             f"are not usable here (usable: {sorted(os.sched_getaffinity(0))})")
+        cores = len(pinned)
+    if args.threads and args.threads > cores and not args.oversubscribe:
+        raise UsageError(f"--threads {args.threads} is more than the {cores} usable cores (timings would "
+                         "measure contention); lower it or pass --oversubscribe")
+    if args.precision >= 1:
+        raise UsageError(f"--precision is a relative half-width below 1 (0.05 = +-5%), got {args.precision}")
+    if args.max_time < args.min_time:
+        raise UsageError(f"--max-time {args.max_time:g} is below --min-time {args.min_time:g}; the budget must "
+                         "allow the minimum")
+    protocol = _protocol(args)
+    suites = resolve_suites(args.suite)
+    if "accuracy" in suites and args.data is None and args.dataset is None and "all" in csv_list(args.suite):
+        suites.remove("accuracy")   # all = every suite that has what it needs
+    options = _suite_options(args, suites)
+    engines_ = resolve_engines(args.engine, args.compile)
+    dtypes = _choose(csv_list(args.dtype), DTYPES, "dtype")
+    devices = resolve_devices(args.device) if args.executor == "local" else _cluster_devices(args)
+    models = resolve_models(args.models)
+    if args.reference is not None and args.reference not in models:
+        raise UsageError(f"--reference {args.reference} is not among the measured models; add it to --models or "
+                         f"choose one of {', '.join(models[:8])}{', ...' if len(models) > 8 else ''}")
+    from suites.interleave import reference_model
+    reference = reference_model(models, args.reference)
+    batch_sizes = parse_batch_sizes(args.batch_sizes)
+    _check_models_accept(models, args.resolution)
+    from suites.core.devices import is_cuda
+    if args.cuda_graphs and not any(is_cuda(d) for d in devices):
+        raise UsageError(f"--cuda-graphs needs a CUDA device; chosen devices: {', '.join(devices)}")
+    from suites.engines.compile import COMPILE_MODES
+    if args.compile_mode is not None and args.compile_mode not in COMPILE_MODES:
+        raise UsageError(f"unknown --compile-mode {args.compile_mode!r}; choose from {', '.join(COMPILE_MODES)}")
+    import torch
+    threads = args.threads or torch.get_num_threads()
+    plan_kw = dict(suites=suites, models=models, devices=devices, dtypes=dtypes, engines_=engines_,
+                   batch_sizes=batch_sizes, max_batch=args.max_batch, options=options,
+                   channels_last=args.channels_last, cuda_graphs=args.cuda_graphs, compile_mode=args.compile_mode,
+                   fused=not args.no_fuse, resolution=args.resolution, threads=threads,
+                   warmup=args.warmup, min_time=args.min_time, min_samples=args.min_samples,
+                   repeats=args.repeats, pin_cores=args.pin_cores, parity_tol=args.parity_tol, protocol=protocol,
+                   reference=reference, burst=args.burst, max_time=args.max_time, precision=args.precision,
+                   group_time=args.group_time)
+    settings = RunSettings(executor=args.executor, isolation=args.isolation, cell_timeout=args.cell_timeout,
+                           ray_address=args.ray_address, nodes=csv_list(args.nodes or ""), device=args.device,
+                           devices=devices, threads=threads, reference=reference)
+    return plan_kw, settings
+
+
+def _protocol(args: argparse.Namespace) -> str:
+    """The timing protocol the flags ask for (see ``--protocol``)."""
+    if args.executor == "ray":
+        if args.protocol == "interleaved":
+            raise UsageError("--executor ray runs one cell per Ray task, so it cannot interleave cells; use "
+                             "--protocol sequential (the default there) or the local executor")
+        return "sequential"
+    protocol = args.protocol or "interleaved"
+    if protocol == "interleaved" and args.repeats > 1:
+        raise UsageError("--repeats re-measures each cell in fresh processes one after another, which is the "
+                         "sequential protocol; pass --protocol sequential with it, or raise --max-time to give "
+                         "the interleaved rounds more time")
+    return protocol
