@@ -45,13 +45,16 @@ def calls_per_burst(per_call_s: float, burst: float) -> int:
 @with_headroom
 def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, float],
                refs: dict[Hashable, Hashable | None], *, burst: float, min_time: float, max_time: float,
-               precision: float, group_time: float = float("inf"), min_rounds: int = MIN_ROUNDS,
+               precision: float, group_time: float = float("inf"), min_rounds: int = MIN_ROUNDS, min_samples: int = 1,
                clock: Callable[[], float] = time.perf_counter, rng: random.Random | None = None, progress: Callable[[int], None] | None = None
                ) -> tuple[dict[Hashable, Measurement], dict[Hashable, BaseException]]:
     """Interleaved rounds over ``benches`` (warm already; ``per_call`` seconds from their warm-up).
 
     Returns (a paired :class:`Measurement` per cell, the exception of each cell that failed).
-    ``refs`` maps a cell to its reference cell (or None) for the precision target.
+    ``refs`` maps a cell to its reference cell (or None) for the precision target. Rounds go on until
+    every cell has ``min_time`` seconds and ``min_rounds`` rounds, then stop at whichever comes first:
+    every interval within ``precision``, the ``group_time`` budget, or ``max_time`` seconds of a cell;
+    ``max_time`` never stops a cell below ``min(min_samples, min_rounds)`` kept samples.
     """
     rng = rng or random.Random()
     live = dict(benches)
@@ -81,8 +84,8 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
                 spent[k] += clock() - t0
             if progress is not None:
                 progress(r + 1)
-            if not live or _done(meas, spent, live, refs, r + 1, min_time, max_time, min_rounds, precision,
-                                 clock() - began >= group_time):
+            if not live or _done(meas, spent, live, refs, r + 1, min_time, max_time, min_rounds,
+                                 min(min_samples, min_rounds), precision, clock() - began >= group_time):
                 break
     for k, m in meas.items():
         m.rounds = stalls[k].early_stalls(m.rounds)
@@ -112,9 +115,9 @@ def _burst(b: timing.Bench, n: int, seconds: float, clock: Callable[[], float]) 
 
 def _done(meas: dict[Hashable, Measurement], spent: dict[Hashable, float], live: dict[Hashable, Any],
           refs: dict[Hashable, Hashable | None], rounds: int, min_time: float, max_time: float,
-          min_rounds: int, precision: float, group_spent: bool) -> bool:
+          min_rounds: int, min_samples: int, precision: float, group_spent: bool) -> bool:
     least = min(spent[k] for k in live)
-    if least >= max_time:
+    if least >= max_time and min(sum(map(len, meas[k].rounds)) for k in live) >= min_samples:
         return True
     if least < min_time or rounds < min_rounds:
         return False
@@ -227,7 +230,7 @@ def _measure_ready(ready: dict[Cell, tuple[timing.Bench, float]], refs: dict[Cel
     meas, failed = run_rounds({c: b for c, (b, _) in ready.items()}, {c: p for c, (_, p) in ready.items()},
                               {c: refs.get(c) for c in ready}, burst=first.burst, min_time=first.min_time,
                               max_time=first.max_time, precision=first.precision, group_time=first.group_time,
-                              clock=clock,
+                              min_samples=first.min_samples, clock=clock,
                               progress=bar.update_to if bar is not None else None)
     if bar is not None:
         bar.close()

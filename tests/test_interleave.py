@@ -151,6 +151,16 @@ def test_a_large_group_stops_at_its_group_budget_once_every_cell_has_min_time():
     assert all(sum(sum(r) for r in x.rounds) / 1000 >= 1.0 for x in short.values())
 
 
+def test_max_time_never_stops_a_cell_below_its_minimum_samples():
+    """A cell far slower than its budget (one 400 ms call per burst, --max-time 0.3 s) still gets
+    --min-samples samples (up to the rounds an interval needs)."""
+    m = Machine(lambda t: 1.0)
+    for min_samples, expected in ((3, 3), (50, interleave.MIN_ROUNDS)):
+        meas, _ = run_rounds({"a": bench(m, 400.0)}, {"a": 0.4}, {}, burst=0.02, min_time=0.0, max_time=0.3,
+                             precision=0.5, min_samples=min_samples, clock=m.clock, rng=random.Random(0))
+        assert len(meas["a"].samples) == expected
+
+
 def test_each_round_visits_every_cell_in_a_fresh_order():
     m = Machine(lambda t: 1.0)
     order: list[str] = []
