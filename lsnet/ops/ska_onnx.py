@@ -1,7 +1,7 @@
 """ONNX translations of ``lsnet::ska`` and ``lsnet::ska_bn_add`` for the TorchScript-based exporter.
 
 Two translations, each the fastest in one engine (measured side by side on 2 CPU cores, see
-``python -m engines.export_bench``); both are exact (sums of the same K*K products) and take any
+``lsnet-bench export-bench``); both are exact (sums of the same K*K products) and take any
 batch and spatial size:
 
 - ``shift``: view x as (N, C/Cw, Cw, H, W), make each of the K*K shifted copies with one ``Pad``

@@ -1,6 +1,6 @@
 """Side-by-side timing of the SKA ONNX translations against the unfold export they replace.
 
-``python -m engines.export_bench [--threads 2] [--rounds 30]`` exports (a) the SKA op alone at the
+``lsnet-bench export-bench [--threads 2] [--rounds 30]`` exports (a) the SKA op alone at the
 shapes of LSNet's stage-1 SKA at batch 16 (x 16x128x28x28, Cw 16) and (b) LSNet-T (fused, 224 px) in
 every translation of :mod:`lsnet.ops.ska_onnx` and as the unfold reference, runs each in ONNX Runtime
 (CPU provider) and OpenVINO (CPU, f32, compiled for the batch size, as the engines do) beside eager

@@ -1,4 +1,4 @@
-"""Worker process entry point: ``python -m executors.worker OUTCOME.json`` with a job's JSON on stdin
+"""Worker process entry point: ``python -m suites.executors.worker OUTCOME.json`` with a job's JSON on stdin
 (``{"cell": ..., "module": ..., "ctx": ...}``, or ``{"task": {"cells": [...], "ladder": ...}, ...}`` for an
 interleaved group); runs the cell with :func:`suites.sweep.runtime.execute` (the group with
 :func:`suites.sweep.runtime.execute_group`) and writes its outcome (a list of ``[cell, outcome]``) to
@@ -15,7 +15,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m executors.worker OUTCOME.json  (job JSON on stdin)", file=sys.stderr)
+        print("usage: python -m suites.executors.worker OUTCOME.json  (job JSON on stdin)", file=sys.stderr)
         return 2
     from suites.core.cell import Task
     from suites.sweep.runtime import execute, execute_group

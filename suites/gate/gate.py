@@ -160,7 +160,7 @@ def default_base() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m suites.gate`` and ``lsnet-bench gate``: the exit status (0 pass, 1 fail, 2 bad input)."""
-    p = argparse.ArgumentParser(prog="python -m suites.gate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="lsnet-bench gate", description=__doc__.splitlines()[0])
     p.add_argument("--base", default=None, help="git ref of the base (default: the commit in suites/gate/BASE)")
     p.add_argument("--repo", default=str(REPO), help="the candidate tree (a git checkout; default: this one)")
     p.add_argument("--cases", default=str(HERE / "cases.py"),

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from suites.core.resultfiles import LOCK_NAME
 from suites.core.cell import Cell, Task
 from suites.core.schema import FINAL_STATUSES, read_jsonl
 
-LOCK_NAME = ".lock"
 PLAN_NAME = "plan.json"
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
@@ -110,13 +110,6 @@ class RunLock:
     def release(self) -> None:
         if self._holder().get("pid") == os.getpid():
             self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> "RunLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 def _now() -> str:
