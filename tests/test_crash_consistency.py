@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 
 import pytest
 
@@ -93,3 +95,54 @@ def test_resume_measures_the_torn_cell_again_and_files_agree(tmp_path, capsys):
     assert sorted(r["model"] for r in rows) == ["lsnet_t", "starnet_s1"]
     assert rows[-1]["model"] == torn_model and rows[-1]["status"] == "ok"        # measured again
     assert _csv_models(csv_path) == [r["model"] for r in rows]
+
+
+class _FillingDisk:
+    """``os`` as resultfiles sees it, on a device that fills up during results.jsonl's row ``rows + 1``:
+    ``rows`` appends fit, the next is cut short after 30 bytes, then every write fails."""
+
+    def __init__(self, rows: int):
+        self.rows, self.cut = rows, 30
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd: int, data) -> int:
+        if "results.jsonl" not in os.readlink(f"/proc/self/fd/{fd}"):
+            return os.write(fd, data)
+        if self.rows:
+            self.rows -= 1
+            return os.write(fd, data)
+        if self.cut:
+            n, self.cut = os.write(fd, bytes(data[:self.cut])), 0
+            return n
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_resume_finishes_it(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setattr(resultfiles, "os", _FillingDisk(rows=1))       # one row fits, the second is cut short
+    code = run_bench.main(["--suite", "flops", "--models", "lsnet_t,starnet_s1,repvit_m0_9", "--out", str(out), *FAST])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1] == (f"lsnet-bench: no space left on device while writing {out / 'results.jsonl'}; 1 rows are on "
+                       f"disk and intact; free space and run --resume {out}")
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]                     # no temp files left
+    env = json.loads((out / "env.json").read_text())
+    assert env["sessions"][-1]["end_reason"].startswith("no space left on device while writing")
+    monkeypatch.setattr(resultfiles, "os", os)                          # space freed
+    assert run_bench.main(["--resume", str(out), "--no-progress", "--no-report"]) == 0
+    assert sorted(_jsonl_models(out / "results.jsonl")) == ["lsnet_t", "repvit_m0_9", "starnet_s1"]
+    assert _csv_models(out / "results.csv") == _jsonl_models(out / "results.jsonl")
+
+
+def test_an_atomic_write_on_a_full_disk_leaves_no_temp_file(tmp_path, monkeypatch):
+    class NoRoom(_FillingDisk):
+        def fsync(self, fd: int) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    (tmp_path / "env.json").write_text("{}")
+    monkeypatch.setattr(resultfiles, "os", NoRoom(0))
+    with pytest.raises(resultfiles.DiskFull) as info:
+        resultfiles.write_atomic(tmp_path / "env.json", '{"a": 1}')
+    assert info.value.path == tmp_path / "env.json" and "no space left" in str(info.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["env.json"] and (tmp_path / "env.json").read_text() == "{}"

@@ -1,8 +1,9 @@
 """Running a plan into a run folder: the folder's lock, the recorded plan (plan.json) of a new run, the
 session in env.json, the executor, then the summary and report.html.
 
-Exit status: 0 when every cell ended ok, oom or skipped; 1 when any cell ended in error; 130 (or 128 +
-the signal) when interrupted.
+Exit status: 0 when every cell ended ok, oom or skipped; 1 when any cell ended in error, or when the disk
+filled up (the run ends like an interruption: what is on disk stays intact and --resume finishes it);
+130 (or 128 + the signal) when interrupted.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from suites.cli.usage import UsageError
+from suites.cli.usage import PROG, UsageError
 from suites.core.cell import Task
+from suites.core.resultfiles import DiskFull
 
 
 @dataclass
@@ -68,8 +70,20 @@ def run_plan(tasks: list[Task], settings: RunSettings, run_dir: Path, run_id: st
         if not resumed:
             rundir.write_plan(run_dir, tasks, settings.to_dict())
         return _run(tasks, settings, run_dir, run_id, argv, resumed, progress, report)
+    except DiskFull as exc:                  # before the sweep began (the plan, env.json, the csv header)
+        _say_disk_full(exc, run_dir)
+        return 1
     finally:
         lock.release()
+
+
+def _say_disk_full(exc: DiskFull, run_dir: Path) -> None:
+    """The one line a full disk ends a run with: which file, how many rows are safe, what to do."""
+    from suites.core.schema import read_jsonl
+    from suites.sweep.rundir import PLAN_NAME
+    then = f"run --resume {run_dir}" if (run_dir / PLAN_NAME).is_file() else "run the command again"
+    print(f"{PROG}: no space left on device while writing {exc.path}; {len(read_jsonl(run_dir / 'results.jsonl'))} "
+          f"rows are on disk and intact; free space and {then}", file=sys.stderr)
 
 
 def _executor(settings: RunSettings) -> Any:
@@ -96,7 +110,7 @@ def _run(tasks: list[Task], settings: RunSettings, run_dir: Path, run_id: str, a
     writer = ResultWriter(run_dir, env["run_id"])
     executor = _executor(settings)
     ctx = Context(run_dir=run_dir.resolve(), progress=progress)
-    code, reason = 0, "completed"
+    code, reason, full = 0, "completed", None
     try:
         with rundir.signals_interrupt():
             run_sweep(tasks, executor, writer, ctx, progress=progress)
@@ -106,18 +120,32 @@ def _run(tasks: list[Task], settings: RunSettings, run_dir: Path, run_id: str, a
         print(f"\ninterrupted: {len(writer.rows)} of {n_cells} cells measured; finish with --resume {run_dir}",
               file=sys.stderr)
         reason = "interrupted"
+    except DiskFull as exc:
+        full = exc
     finally:
         try:
             env["hosts"].update(executor.environments(settings.threads))   # the other machines that measured
         except Exception as exc:  # noqa: BLE001  (never lose the rows for the environment's sake)
             print(f"warning: host environments not gathered ({type(exc).__name__}: {exc})", file=sys.stderr)
         executor.close()
-    writer.consolidate()
+    try:
+        if full is None:
+            writer.consolidate()
+    except DiskFull as exc:
+        full = exc
     errors = sum(r["status"] == "error" for r in writer.rows)
     if code == 0 and errors:
         code, reason = 1, "failed"
+    if full is not None:
+        code, reason = 1, f"no space left on device while writing {full.path}"
     drift = rows.drift_summary(writer.rows)
-    envfile.end_session(run_dir, env, reason, measured_cells=len(writer.rows), drift=drift)
+    try:
+        envfile.end_session(run_dir, env, reason, measured_cells=len(writer.rows), drift=drift)
+    except DiskFull:
+        pass                                 # the folder's end stays unrecorded; its rows are intact
+    if full is not None:
+        _say_disk_full(full, run_dir)
+        return code
     print(summary_table(writer.rows))
     for line in drift_lines(drift):
         print(line)

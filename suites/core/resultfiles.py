@@ -9,11 +9,13 @@ again. Afterwards both files hold the same rows, and a row appended next starts 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,44 @@ from suites.core.schema import ROW_COLUMNS
 
 CSV_NAME, JSONL_NAME, LOCK_NAME = "results.csv", "results.jsonl", ".lock"
 TORN_SUFFIX = ".torn"
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(OSError):
+    """No space is left (ENOSPC, or a quota's EDQUOT) on the device of the run-folder file ``path``."""
+
+    def __init__(self, path: Path | str):
+        super().__init__(errno.ENOSPC, "no space left on device", str(path))
+        self.path = Path(path)
+
+
+@contextlib.contextmanager
+def naming_a_full_disk(path: Path | str) -> Iterator[None]:
+    """Within the block, an OSError of a full disk becomes :class:`DiskFull` naming ``path``."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise DiskFull(path) from exc
+        raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, flushed, then renamed over it. The
+    temporary file is removed whatever happens; a full disk is :class:`DiskFull`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    try:
+        with naming_a_full_disk(path):
+            with tmp.open("w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def csv_line(values: Sequence[Any]) -> str:
@@ -43,17 +83,19 @@ def row_line(row: dict[str, Any]) -> str:
 
 
 def append(path: Path, text: str, sync: bool = True) -> None:
-    """Append ``text`` with one write call per chunk the kernel takes, then flush it to disk."""
+    """Append ``text`` with one write call per chunk the kernel takes, then flush it to disk (a full disk
+    is :class:`DiskFull`; what it cut short is set aside by :func:`repair` on the next open)."""
     data = text.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    with naming_a_full_disk(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _jsonl_records(data: bytes) -> list[int]:

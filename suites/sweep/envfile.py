@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from suites.core.hostinfo import git_revision, host_environment
+from suites.core.resultfiles import write_atomic
 
 
 def environment(devices: list[str], threads: int, argv: list[str], started: str) -> dict[str, Any]:
@@ -30,10 +31,7 @@ def environment(devices: list[str], threads: int, argv: list[str], started: str)
 
 def write_env(run_dir: Path, env: dict[str, Any]) -> None:
     """Write env.json atomically."""
-    path = Path(run_dir) / "env.json"
-    tmp = path.with_name(f".env.json.{os.getpid()}.{os.urandom(3).hex()}.tmp")
-    tmp.write_text(json.dumps(env, indent=1, default=str), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(Path(run_dir) / "env.json", json.dumps(env, indent=1, default=str))
 
 
 def now_iso() -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from suites.core.resultfiles import LOCK_NAME
+from suites.core.resultfiles import LOCK_NAME, write_atomic
 from suites.core.cell import Cell, Task
 from suites.core.schema import FINAL_STATUSES, read_jsonl
 
@@ -153,11 +153,8 @@ def _task(d: dict[str, Any]) -> Task:
 def write_plan(run_dir: Path, tasks: Sequence[Task], settings: dict[str, Any]) -> None:
     """Write ``plan.json`` atomically: the tasks as planned (cells, ladder, skip reason, interleaved) and
     the settings they run with, which ``--resume`` runs again."""
-    path = Path(run_dir) / PLAN_NAME
-    tmp = path.with_name(f".{PLAN_NAME}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
     doc = {"settings": settings, "tasks": [_task_dict(t) for t in tasks]}
-    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(Path(run_dir) / PLAN_NAME, json.dumps(doc, indent=1))
 
 
 def read_plan(run_dir: Path) -> tuple[list[Task], dict[str, Any]]:

@@ -8,7 +8,6 @@ consolidated copy of the JSON lines, written when a session ends.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,4 @@ class ResultWriter:
     def consolidate(self) -> None:
         """Write ``results.json``: every row of the JSON lines (all sessions), atomically."""
         doc = {"columns": list(ROW_COLUMNS), "rows": read_jsonl(self.jsonl_path)}
-        tmp = self.json_path.with_name(f".results.json.{os.getpid()}.{os.urandom(3).hex()}.tmp")
-        tmp.write_text(json.dumps(doc, indent=1, default=str, allow_nan=True), encoding="utf-8")
-        tmp.replace(self.json_path)
+        resultfiles.write_atomic(self.json_path, json.dumps(doc, indent=1, default=str, allow_nan=True))
