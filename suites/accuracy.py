@@ -40,23 +40,39 @@ class Options:
     dataset: str | None = field(default=None, metadata={"help": "accuracy: source of top-1", "choices": DATASETS})
     data: str | None = field(default=None, metadata={"help": "accuracy: ImageFolder dataset folder"})
     checkpoint: str | None = field(default=None, metadata={"help": "accuracy: checkpoint path (.pth or .safetensors)"})
-    num_classes: int | None = field(default=None, metadata={"help": "accuracy: classifier classes "
+    num_classes: int | None = field(default=None, metadata={"max": 100_000, "help": "accuracy: classifier classes "
                                                                     "(default: the data folder's class count)"})
     crop_ratio: float = field(default=0.875, metadata={"help": "accuracy: centre-crop ratio (official 224/256)"})
-    workers: int | None = field(default=None, metadata={"help": "accuracy: data-loader workers (default: up to 8)"})
-    eval_batch_size: int | None = field(default=None, metadata={"help": "accuracy: evaluation batch "
+    workers: int | None = field(default=None, metadata={"max": 256, "help": "accuracy: data-loader workers (default: up to 8)"})
+    eval_batch_size: int | None = field(default=None, metadata={"max": 65_536, "help": "accuracy: evaluation batch "
                                                                         "(default: the cell's batch size)"})
     tag: str | None = field(default=None, metadata={"help": "accuracy published: the published tag to use"})
-    proxy_steps: int | None = field(default=None, metadata={"help": "accuracy proxy: training steps (default 150)"})
+    proxy_steps: int | None = field(default=None, metadata={"max": 100_000, "help": "accuracy proxy: training steps (default 150)"})
     proxy_seed: int | None = field(default=None, metadata={"help": "accuracy proxy: data and init seed (default 0)"})
-    proxy_n_train: int | None = field(default=None, metadata={"help": "accuracy proxy: training images"})
-    proxy_n_test: int | None = field(default=None, metadata={"help": "accuracy proxy: held-out test images"})
-    proxy_batch_size: int | None = field(default=None, metadata={"help": "accuracy proxy: training batch size"})
+    proxy_n_train: int | None = field(default=None, metadata={"max": 1_000_000, "help": "accuracy proxy: training images"})
+    proxy_n_test: int | None = field(default=None, metadata={"max": 1_000_000, "help": "accuracy proxy: held-out test images"})
+    proxy_batch_size: int | None = field(default=None, metadata={"max": 65_536, "help": "accuracy proxy: training batch size"})
 
     @property
     def source(self) -> str | None:
         """The dataset kind actually used (``imagefolder`` when only ``data`` is given)."""
         return self.dataset or ("imagefolder" if self.data else None)
+
+    def ignored(self) -> list[str]:
+        """Why each given option has no effect with this source (a warning each, before any cell)."""
+        out = []
+        if self.source in ("proxy", "published"):
+            out += [f"--{name.replace('_', '-')} is ignored with --dataset {self.source} (it reads an ImageFolder "
+                    f"with a checkpoint: --data DIR --checkpoint PATH)"
+                    for name in ("checkpoint", "data", "workers", "eval_batch_size", "num_classes")
+                    if getattr(self, name) is not None]
+        if self.source != "proxy":
+            out += [f"--{name.replace('_', '-')} is ignored: only --dataset proxy trains the proxy task"
+                    for name in ("proxy_steps", "proxy_seed", "proxy_n_train", "proxy_n_test", "proxy_batch_size")
+                    if getattr(self, name) is not None]
+        if self.source != "published" and self.tag is not None:
+            out.append("--tag is ignored: only --dataset published looks up a published figure")
+        return out
 
     def validate(self) -> None:
         """Raise ValueError naming the problem and the fix for options no cell could run with."""

@@ -47,7 +47,7 @@ class Options:
     op_backends: str = field(default=",".join(BACKENDS), metadata={"help": "ops: comma-separated SKA backends"})
     op_modes: str = field(default=",".join(MODES), metadata={"help": "ops: comma-separated modes"})
     op_stages: str = field(default="", metadata={"help": "ops: comma-separated stages, e.g. stage2 (default: all)"})
-    copy_mb: int | None = field(default=None, metadata={"help": "ops: copy-bandwidth buffer in MB "
+    copy_mb: int | None = field(default=None, metadata={"max": 1 << 16, "help": "ops: copy-bandwidth buffer in MB "
                                                                 "(default 256 on CPU, 1024 on CUDA)"})
 
     def validate(self) -> None:

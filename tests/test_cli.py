@@ -38,6 +38,13 @@ FAST = ["--models", "lsnet_t", "--resolution", "64", "--warmup", "0", "--min-tim
     (["--suite", "accuracy"], "suite 'accuracy' needs --data DIR"),
     (["--suite", "accuracy", "--data", "/d"], "needs --checkpoint PATH"),
     (["--suite", "ops", "--op-backends", "cuda"], "--op-backends: cuda; choose from reference"),
+    (["--min-samples", "1000000000"], "--min-samples 1000000000 is above its bound 100000; give at most 100000"),
+    (["--repeats", "5000", "--protocol", "sequential"], "--repeats 5000 is above its bound 100"),
+    (["--max-time", "1e9"], "--max-time 1000000000.0 is above its bound 3600"),
+    (["--group-time", "1e7"], "--group-time 10000000.0 is above its bound 86400"),
+    (["--warmup", "100000"], "--warmup 100000.0 is above its bound 600"),
+    (["--suite", "accuracy", "--dataset", "proxy", "--proxy-steps", "99999999"],
+     "--proxy-steps 99999999 is above its bound 100000"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, needle, capsys, monkeypatch):
     import torch
@@ -261,3 +268,30 @@ def test_compare_command(latency_run, tmp_path, capsys):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("lsnet-bench: error: ") and needle in err, err
+
+
+@pytest.mark.parametrize("argv, warning", [
+    (["--suite", "accuracy", "--dataset", "proxy", "--checkpoint", "/c.pth"],
+     "--checkpoint is ignored with --dataset proxy"),
+    (["--suite", "accuracy", "--dataset", "published", "--proxy-steps", "3"],
+     "--proxy-steps is ignored: only --dataset proxy trains the proxy task"),
+    (["--suite", "flops", "--burst", "0.1"], "--burst is ignored: no chosen suite is timed (flops)"),
+    (["--suite", "latency", "--protocol", "sequential", "--precision", "0.02"],
+     "--precision is ignored: it sets the interleaved rounds"),
+    (["--suite", "latency", "--compile-mode", "default"], "--compile-mode is ignored: no cell runs through the compile"),
+    (["--suite", "latency", "--nodes", "a"], "--nodes is ignored without --executor ray"),
+])
+def test_an_option_the_configuration_ignores_is_a_warning_once(argv, warning, capsys):
+    from suites.cli.configure import configure
+    from suites.cli.parser import build_parser
+    configure(build_parser().parse_args([*argv, "--models", "lsnet_t", "--device", "cpu"]))
+    err = capsys.readouterr().err
+    assert err.count("warning: ") == 1 and f"warning: {warning}" in err
+
+
+def test_options_the_configuration_reads_give_no_warning(capsys):
+    from suites.cli.configure import configure
+    from suites.cli.parser import build_parser
+    configure(build_parser().parse_args(["--suite", "latency,accuracy", "--dataset", "proxy", "--proxy-steps", "3",
+                                         "--precision", "0.02", "--models", "lsnet_t", "--device", "cpu"]))
+    assert "warning" not in capsys.readouterr().err

@@ -87,20 +87,29 @@ def parse_batch_sizes(spec: str | None) -> list[int] | None:
     return list(dict.fromkeys(sizes))
 
 
+HOUR, DAY = 3600.0, 86400.0
+# flag -> (zero allowed, the largest value): beyond it a cell would run for hours or days, a typo rather
+# than an experiment (a sweep runs many cells)
+NUMBER_BOUNDS: dict[str, tuple[bool, float]] = {
+    "--threads": (False, 1024), "--resolution": (False, 8192), "--max-batch": (False, 1 << 20),
+    "--min-samples": (False, 100_000), "--repeats": (False, 100), "--warmup": (True, 10 * 60),
+    "--min-time": (True, HOUR), "--max-time": (False, HOUR), "--burst": (False, 60), "--group-time": (False, DAY),
+    "--cell-timeout": (False, 7 * DAY), "--parity-tol": (False, 1e3), "--precision": (False, 1),
+}
+
+
 def _check_numbers(args: argparse.Namespace) -> None:
-    for flag, value, allow_zero in (("--threads", args.threads, False), ("--resolution", args.resolution, False),
-                                    ("--max-batch", args.max_batch, False), ("--min-samples", args.min_samples, False),
-                                    ("--warmup", args.warmup, True), ("--min-time", args.min_time, True),
-                                    ("--cell-timeout", args.cell_timeout, False), ("--repeats", args.repeats, False),
-                                    ("--parity-tol", args.parity_tol, False), ("--burst", args.burst, False),
-                                    ("--max-time", args.max_time, False), ("--precision", args.precision, False),
-                                    ("--group-time", args.group_time, False)):
+    """Every number flag within its bounds (:data:`NUMBER_BOUNDS`), the bound named in the message."""
+    for flag, (allow_zero, upper) in NUMBER_BOUNDS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"{flag} must be a finite number of seconds, got {value}")
+            raise UsageError(f"{flag} must be a finite number, got {value}")
         if value < 0 or (value == 0 and not allow_zero):
             raise UsageError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+        if value > upper:
+            raise UsageError(f"{flag} {value} is above its bound {upper:g}; give at most {upper:g}")
 
 
 def _suite_options(args: argparse.Namespace, suites: list[str]) -> dict[str, Any]:
@@ -117,6 +126,33 @@ def _suite_options(args: argparse.Namespace, suites: list[str]) -> dict[str, Any
         except (TypeError, ValueError) as exc:
             raise UsageError(str(exc)) from None
     return out
+
+
+def ignored_flags(args: argparse.Namespace, suites: list[str], engines_: list[str], protocol: str,
+                  options: dict[str, Any]) -> list[str]:
+    """Why each flag the user set has no effect in the chosen configuration (a warning each, once)."""
+    from suites.cli.parser import build_parser
+    from suites.core import registry
+    defaults = build_parser()
+
+    def given(dest: str) -> bool:
+        return getattr(args, dest) != defaults.get_default(dest)
+    timed = any(registry.get(s).timed for s in suites)
+    rounds = ("--burst", "--max-time", "--group-time", "--precision", "--reference")
+    out = []
+    if not timed:
+        out += [f"{flag} is ignored: no chosen suite is timed ({', '.join(suites)})" for flag in rounds
+                if given(flag[2:].replace("-", "_"))]
+    elif protocol == "sequential":
+        out += [f"{flag} is ignored: it sets the interleaved rounds, and cells are timed one at a time here "
+                f"(--protocol sequential)" for flag in rounds if given(flag[2:].replace("-", "_"))]
+    if given("compile_mode") and "compile" not in engines_:
+        out.append("--compile-mode is ignored: no cell runs through the compile engine (add --engine compile)")
+    if args.executor != "ray":
+        out += [f"--{dest.replace('_', '-')} is ignored without --executor ray" for dest in ("ray_address", "nodes")
+                if given(dest)]
+    out += [w for opts in options.values() for w in registry.ignored_options(opts)]
+    return list(dict.fromkeys(out))
 
 
 def _cluster_devices(args: argparse.Namespace) -> list[str]:
@@ -177,6 +213,8 @@ def configure(args: argparse.Namespace) -> tuple[dict[str, Any], RunSettings]:
         suites.remove("accuracy")   # all = every suite that has what it needs
     options = _suite_options(args, suites)
     engines_ = resolve_engines(args.engine, args.compile)
+    for warning in ignored_flags(args, suites, engines_, protocol, options):
+        print(f"warning: {warning}", file=sys.stderr)
     dtypes = _choose(csv_list(args.dtype), DTYPES, "dtype")
     devices = resolve_devices(args.device) if args.executor == "local" else _cluster_devices(args)
     models = resolve_models(args.models)

@@ -7,8 +7,9 @@ planner reads ``plan``/``default_batch_sizes``/``mode``/``skip``/``expand``; exe
 its name in ``BUILTIN``.
 
 Options are a frozen dataclass per suite; each field becomes ``--field-name`` (its ``metadata``
-holds ``help`` and optionally ``choices``); ``validate()``, when defined, raises ``ValueError``
-before any cell runs.
+holds ``help`` and optionally ``choices`` and ``max``, the largest value a number may take);
+``validate()``, when defined, raises ``ValueError`` before any cell runs; ``ignored()``, when defined,
+says which given options the configuration ignores (a warning each).
 """
 from __future__ import annotations
 
@@ -152,6 +153,12 @@ def _scalar_type(hint: Any) -> type:
     return args[0] if args else hint
 
 
+def ignored_options(opts: Any) -> list[str]:
+    """Why each given option of ``opts`` (a suite's options) has no effect (``ignored()``; none without it)."""
+    ignored = getattr(opts, "ignored", None)
+    return list(ignored()) if callable(ignored) else []
+
+
 def option_flags() -> list[OptionFlag]:
     """Every option field of every registered suite, one flag per field name."""
     out: dict[str, OptionFlag] = {}
@@ -171,8 +178,12 @@ def option_flags() -> list[OptionFlag]:
 
 def build_options(suite: Suite, given: dict[str, Any]) -> Any:
     """The suite's options from the user's values (``None`` = not given); ``validate()`` applied."""
-    names_ = {f.name for f in dataclasses.fields(suite.options)}
-    opts = suite.options(**{k: v for k, v in given.items() if k in names_ and v is not None})
+    fields = {f.name: f for f in dataclasses.fields(suite.options)}
+    opts = suite.options(**{k: v for k, v in given.items() if k in fields and v is not None})
+    for name, f in fields.items():
+        upper, value = f.metadata.get("max"), getattr(opts, name)
+        if upper is not None and value is not None and value > upper:
+            raise ValueError(f"--{name.replace('_', '-')} {value} is above its bound {upper:g}; give at most {upper:g}")
     validate = getattr(opts, "validate", None)
     if callable(validate):
         validate()
