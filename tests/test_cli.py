@@ -295,3 +295,16 @@ def test_options_the_configuration_reads_give_no_warning(capsys):
     configure(build_parser().parse_args(["--suite", "latency,accuracy", "--dataset", "proxy", "--proxy-steps", "3",
                                          "--precision", "0.02", "--models", "lsnet_t", "--device", "cpu"]))
     assert "warning" not in capsys.readouterr().err
+
+
+def test_reasons_that_differ_only_in_the_model_are_one_footnote():
+    from suites.cli.console import summary_table
+    base = {"suite": "accuracy", "engine": "eager", "device": "cpu", "dtype": "float32", "batch_size": 64,
+            "status": "skipped"}
+    models = ["lsnet_t_mixer_attn", "lsnet_t_mixer_dwconv3", "lsnet_t_mixer_dwconv7"]
+    rows = [{**base, "model": m, "error": f"no published ImageNet top-1 for {m!r} (models with one: lsnet_t, lsnet_s)"}
+            for m in models]
+    rows.append({**base, "suite": "latency", "model": "lsnet_t", "status": "error", "error": "lsnet_t_x failed"})
+    notes = [line for line in summary_table(rows).splitlines() if line.startswith("[")]
+    assert notes == ["[1] no published ImageNet top-1 for '<model>' (models with one: lsnet_t, lsnet_s); <model>: "
+                     + ", ".join(models), "[2] lsnet_t_x failed"]

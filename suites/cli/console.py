@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 
@@ -17,7 +18,8 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: one line per model and configuration (engine, device, dtype, layout, batch) with
     its latency, throughput and memory rows merged, the spread of the latency (CI of the median, else
     p50..p90), the model's MACs and top-1; ``train`` and ``ops`` rows get lines of their own. Skip and
-    error reasons are printed in full once each, as numbered footnotes referenced from the lines."""
+    error reasons are printed in full once each, as numbered footnotes referenced from the lines; reasons
+    that differ only in the model are one footnote listing the models."""
     per_model: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r.get("status") == "ok" and r.get("suite") in ("flops", "accuracy"):
@@ -26,6 +28,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                 if r.get(c) is not None and m.get(c) is None:
                     m[c] = r[c]
     reasons: dict[str, int] = {}
+    models_of: dict[str, list[str]] = {}
     lines: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         suite = r.get("suite")
@@ -40,7 +43,9 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         line = lines.setdefault(key, {"notes": []})
         if r.get("status") != "ok":
             reason = r.get("error") or "(no reason recorded)"
+            reason = generic_reason(reason, str(r.get("model")))
             n = reasons.setdefault(reason, len(reasons) + 1)
+            models_of.setdefault(reason, []).append(str(r.get("model")))
             line["notes"].append(f"{suite} {r.get('status')} [{n}]")
             continue
         for c in ("latency_ms_p50", "latency_ms_p90", "latency_ms_ci_low", "latency_ms_ci_high", "throughput_img_s",
@@ -81,8 +86,18 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                       _fmt(m.get("gmacs"), 3), _fmt(m.get("top1")), ", ".join(dict.fromkeys(ln["notes"])) or "ok"))
     widths = [max(len(line[i]) for line in table) for i in range(len(head) - 1)]
     out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1] for line in table]
-    out += [f"[{n}] {reason}" for reason, n in reasons.items()]
+    out += [f"[{n}] {reason}" + (f"; {MODEL}: {', '.join(dict.fromkeys(models_of[reason]))}" if MODEL in reason else "")
+            for reason, n in reasons.items()]
     return "\n".join(out)
+
+
+MODEL = "<model>"
+
+
+def generic_reason(reason: str, model: str) -> str:
+    """``reason`` with the name of the row's model replaced by ``<model>`` (so that the same reason for
+    several models is one footnote)."""
+    return re.sub(rf"(?<![\w]){re.escape(model)}(?![\w])", MODEL, reason) if model else reason
 
 
 def drift_lines(drift: list[dict[str, Any]]) -> list[str]:
