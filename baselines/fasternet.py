@@ -12,9 +12,14 @@ for the T models (and not implemented).
 
 Counting: ``params_m`` and ``gmacs_224_fvcore`` are reproduced on the unfused model. ``lsnet.fuse``
 folds every BN (the partial conv has no BN and stays as it is).
+
+Module names follow timm's (``stages.i.downsample``, ``stages.i.blocks.j.spatial_mixing`` / ``mlp``,
+``conv_head``, ``classifier``) with lsnet's layers inside; ``from_timm`` maps timm's keys onto them, so
+timm's released checkpoints load unchanged.
 """
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,8 +54,8 @@ def fasternet_block(dim: int, n_div: int = 4, mlp_ratio: float = 2.0, act_layer:
     """``x + mlp(pconv(x))``: partial conv, then 1x1 expand + BN + act and 1x1 project."""
     hid = int(dim * mlp_ratio)
     return Residual(nn.Sequential(OrderedDict(
-        spatial_mixing=PartialConv3(dim, n_div), pw1=Conv2d_BN(dim, hid), act=act_layer(),
-        pw2=nn.Conv2d(hid, dim, 1, bias=False))), drop)
+        spatial_mixing=PartialConv3(dim, n_div),
+        mlp=nn.Sequential(Conv2d_BN(dim, hid), act_layer(), nn.Conv2d(hid, dim, 1, bias=False)))), drop)
 
 
 class FasterNet(nn.Module):
@@ -69,8 +74,8 @@ class FasterNet(nn.Module):
             if i > 0:
                 stage.add_module("downsample", Conv2d_BN(dim, 2 * dim, 2, 2))
                 dim *= 2
-            for j in range(dpth):
-                stage.add_module(str(j), fasternet_block(dim, n_div, mlp_ratio, act_layer, next(drops)))
+            stage.add_module("blocks", nn.Sequential(*(
+                fasternet_block(dim, n_div, mlp_ratio, act_layer, next(drops)) for _ in range(dpth))))
             self.stages.append(stage)
         self.conv_head = nn.Conv2d(dim, feature_dim, 1, bias=False)
         self.act = act_layer()
@@ -103,6 +108,21 @@ def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rat
     model = FasterNet(c.embed_dim, c.depth, act_layer=c.act_layer, num_classes=num_classes,
                       drop_path_rate=drop_path_rate)
     return load_pretrained(model, pretrained)
+
+
+_FROM_TIMM = ((r"\.(proj|reduction)\.weight$", ".c.weight"), (r"\.norm\.", ".bn."), (r"(blocks\.\d+)\.", r"\1.m."),
+              (r"\.mlp\.0\.", ".mlp.0.c."), (r"\.mlp\.1\.", ".mlp.0.bn."), (r"\.mlp\.3\.", ".mlp.2."))
+
+
+def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm's keys in ours: its conv+BN pairs are ``proj``/``reduction`` + ``norm`` (ours ``c`` + ``bn``), its
+    block MLP a flat ``mlp.0-3`` (ours ``Conv2d_BN``, act, conv) and its blocks no ``Residual`` (ours ``.m``)."""
+    out = {}
+    for k, v in sd.items():
+        for pattern, repl in _FROM_TIMM:
+            k = re.sub(pattern, repl, k)
+        out[k] = v
+    return out
 
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {n: (FAMILY, partial(build, n)) for n in CONFIGS}

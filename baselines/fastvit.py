@@ -11,7 +11,7 @@ Layout (paper Fig. 2 / Table 1 and its released code), for the all-RepMixer T8 a
   (a re-parameterisable large kernel, channel multiplier 2), then a MobileOne 1x1 block with GELU;
   RepMixer blocks: ``x + ls1 * (mixer(x) - norm(x))`` where ``mixer`` is a 3x3 depthwise MobileOne
   block without activation and ``norm`` its BN-only identity branch, then a residual, layer-scaled
-  ConvFFN (7x7 depthwise conv+BN, 1x1 expand x3, GELU, 1x1).
+  ConvMlp (7x7 depthwise conv+BN, 1x1 expand x3, GELU, 1x1).
 - head: a MobileOne 3x3 block with channel multiplier 2 (grouped), SE (ratio 1/16) and GELU, global
   pooling and a Linear classifier.
 Layer scales start at 1e-5. The released large-kernel conv computes an activation but discards it,
@@ -19,10 +19,16 @@ so there is none here either.
 
 Counting: ``params_m`` and ``gmacs_224_fvcore`` are reproduced on the unfused model. ``lsnet.fuse``
 reparameterises every MobileOne block, large kernel and RepMixer into single convs (RepMixer into
-one 3x3 depthwise conv) and folds every BN; SE, activations and the ConvFFN layer scale remain.
+one 3x3 depthwise conv) and folds every BN; SE, activations and the ConvMlp layer scale remain.
+
+Module names are timm's (``stages.i.downsample.proj``, ``stages.i.blocks.j``, ``head.fc``) but for the
+conv of a conv+BN pair, ``c`` here and ``conv`` in timm; ``from_timm`` renames it, so timm's released
+checkpoints load unchanged.
 """
 from __future__ import annotations
 
+import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -31,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import load_pretrained
-from lsnet.layers import Conv2d_BN, Residual, SqueezeExcite, _bn_scale_shift
+from baselines._common import PoolLinear, load_pretrained
+from lsnet.layers import Conv2d_BN, SqueezeExcite, _bn_scale_shift
 
 FAMILY = "fastvit"
 
@@ -165,7 +171,7 @@ class RepMixer(nn.Module):
         return mixer
 
 
-class ConvFFN(nn.Module):
+class ConvMlp(nn.Module):
     """7x7 depthwise conv+BN, 1x1 expand, activation, 1x1 project."""
 
     def __init__(self, dim: int, hidden: int, act_layer: type[nn.Module] = nn.GELU):
@@ -180,17 +186,23 @@ class ConvFFN(nn.Module):
 
 
 class RepMixerBlock(nn.Module):
-    """RepMixer token mixer, then a residual layer-scaled ConvFFN."""
+    """RepMixer token mixer, then ``x + layer_scale(mlp(x))`` (stochastic depth on the branch in training)."""
 
     def __init__(self, dim: int, kernel_size: int = 3, mlp_ratio: float = 3.0, act_layer: type[nn.Module] = nn.GELU,
                  drop: float = 0.0, layer_scale_init_value: float = 1e-5):
         super().__init__()
         self.token_mixer = RepMixer(dim, kernel_size, layer_scale_init_value)
-        self.mlp = Residual(nn.Sequential(ConvFFN(dim, int(dim * mlp_ratio), act_layer),
-                                          LayerScale2d(dim, layer_scale_init_value)), drop)
+        self.mlp = ConvMlp(dim, int(dim * mlp_ratio), act_layer)
+        self.layer_scale = LayerScale2d(dim, layer_scale_init_value)
+        self.drop = drop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.token_mixer(x))
+        x = self.token_mixer(x)
+        y = self.layer_scale(self.mlp(x))
+        if self.training and self.drop > 0:
+            keep = torch.rand(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype)
+            y = y * keep.ge_(self.drop).div_(1 - self.drop)
+        return x + y
 
 
 class FastViT(nn.Module):
@@ -212,22 +224,21 @@ class FastViT(nn.Module):
         for i, (depth, dim) in enumerate(zip(layers, embed_dims)):
             stage = nn.Sequential()
             if i > 0:
-                stage.add_module("downsample", nn.Sequential(
+                stage.add_module("downsample", nn.Sequential(OrderedDict(proj=nn.Sequential(
                     ReparamLargeKernelConv(prev, dim, down_patch_size, 2, groups=prev),
-                    MobileOneBlock(dim, dim, 1, 1, act_layer=act_layer)))
-            for j in range(depth):
-                stage.add_module(str(j), RepMixerBlock(dim, repmixer_kernel_size, mlp_ratio, act_layer, next(drops),
-                                                       layer_scale_init_value))
+                    MobileOneBlock(dim, dim, 1, 1, act_layer=act_layer)))))
+            stage.add_module("blocks", nn.Sequential(*(
+                RepMixerBlock(dim, repmixer_kernel_size, mlp_ratio, act_layer, next(drops), layer_scale_init_value)
+                for _ in range(depth))))
             self.stages.append(stage)
             prev = dim
         final = int(prev * cls_ratio)
         self.final_conv = MobileOneBlock(prev, final, 3, 1, groups=prev, use_se=True, act_layer=act_layer)
-        self.head = nn.Linear(final, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = PoolLinear(nn.Linear(final, num_classes) if num_classes > 0 else nn.Identity())
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.final_conv(self.stages(self.stem(x)))
-        return self.head(x.mean((2, 3)))
+        return self.head(self.final_conv(self.stages(self.stem(x))))
 
 
 @dataclass(frozen=True)
@@ -249,6 +260,11 @@ def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rat
     c = CONFIGS[name]
     model = FastViT(c.layers, c.embed_dims, c.mlp_ratio, num_classes=num_classes, drop_path_rate=drop_path_rate)
     return load_pretrained(model, pretrained)
+
+
+def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm's keys in ours: timm's conv+BN (``ConvNormAct``) names its conv ``conv``, ours (``Conv2d_BN``) ``c``."""
+    return {re.sub(r"\.conv\.weight$", ".c.weight", k): v for k, v in sd.items()}
 
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {n: (FAMILY, partial(build, n)) for n in CONFIGS}
