@@ -14,6 +14,10 @@ and the head outputs are concatenated and projected (ReLU + 1x1 Conv2d_BN); stag
 with a subsample block (``dw -> FFN``, an inverted-residual patch merging with SE at 4x width
 and stride 2, then ``dw -> FFN``); the classifier is pooling and a BN+Linear head.
 
+Checkpoints: the module names are timm's (``efficientvit_msra``) except inside its ConvBN and
+BNLinear, whose ``conv`` and ``linear`` are ``c`` and ``l`` here (the ``lsnet.layers`` names);
+:func:`from_timm` renames those, so a timm state dict loads unchanged.
+
 Counting: ``params_m`` and ``gmacs_224_fvcore`` are both reproduced on the unfused model (fvcore
 counts each BatchNorm as one MAC per element). Attention biases are built for the window
 (``min(window, resolution)``), so a model built for a smaller ``img_size`` has the same
@@ -22,6 +26,8 @@ and the residual depthwise convs.
 """
 from __future__ import annotations
 
+import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -63,7 +69,7 @@ class CascadedGroupAttention(nn.Module):
             q, k, v = qkv(feat).split([self.key_dim, self.key_dim, self.val_dim], dim=1)
             q = dw(q)
             q, k, v = q.flatten(2), k.flatten(2), v.flatten(2)
-            attn = ((q * self.scale).transpose(-2, -1) @ k + bias[i]).softmax(dim=-1)
+            attn = ((q.transpose(-2, -1) @ k) * self.scale + bias[i]).softmax(dim=-1)
             feat = (v @ attn.transpose(-2, -1)).view(b, self.val_dim, h, w)
             outs.append(feat)
         return self.proj(torch.cat(outs, 1))
@@ -148,9 +154,12 @@ class EfficientViT(nn.Module):
         if img_size < 16:
             raise ValueError(f"img_size must be at least 16 (patch stride 16), got {img_size}")
         d0 = embed_dim[0]
-        self.patch_embed = nn.Sequential(
-            Conv2d_BN(in_chans, d0 // 8, 3, 2, 1), nn.ReLU(), Conv2d_BN(d0 // 8, d0 // 4, 3, 2, 1), nn.ReLU(),
-            Conv2d_BN(d0 // 4, d0 // 2, 3, 2, 1), nn.ReLU(), Conv2d_BN(d0 // 2, d0, 3, 2, 1))
+        chs = (in_chans, d0 // 8, d0 // 4, d0 // 2, d0)
+        self.patch_embed = nn.Sequential()
+        for i in range(4):
+            if i:
+                self.patch_embed.add_module(f"relu{i}", nn.ReLU())
+            self.patch_embed.add_module(f"conv{i + 1}", Conv2d_BN(chs[i], chs[i + 1], 3, 2, 1))
         resolution = stride2(img_size, 4)
         drops = iter(torch.linspace(0, drop_path_rate, sum(depth)).tolist())
         self.stages = nn.Sequential()
@@ -158,12 +167,12 @@ class EfficientViT(nn.Module):
         for i, (ed, kd, dpth, nh, ws) in enumerate(zip(embed_dim, key_dim, depth, num_heads, window_size)):
             stage = nn.Sequential()
             if i > 0:
-                stage.add_module("downsample", nn.Sequential(
-                    dw_ffn(prev), PatchMerging(prev, ed), dw_ffn(ed)))
+                stage.add_module("downsample", nn.Sequential(OrderedDict(
+                    res1=dw_ffn(prev), patchmerge=PatchMerging(prev, ed), res2=dw_ffn(ed))))
                 resolution = stride2(resolution)
-            for j in range(dpth):
-                stage.add_module(str(j), EfficientViTBlock(ed, kd, nh, ed / (kd * nh), resolution, ws, kernels,
-                                                           next(drops)))
+            stage.add_module("blocks", nn.Sequential(*(
+                EfficientViTBlock(ed, kd, nh, ed / (kd * nh), resolution, ws, kernels, next(drops))
+                for _ in range(dpth))))
             self.stages.append(stage)
             prev = ed
         self.head = BN_Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
@@ -205,6 +214,12 @@ def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rat
                          num_heads=c.num_heads, window_size=c.window_size, kernels=c.kernels,
                          drop_path_rate=drop_path_rate)
     return load_pretrained(model, pretrained)
+
+
+def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm's keys in ours: its ConvBN's ``conv`` is our ``c``, its BNLinear's ``linear`` our ``l``."""
+    return {re.sub(r"^head\.linear\.", "head.l.", re.sub(r"\.conv\.weight$", ".c.weight", k)): v
+            for k, v in sd.items()}
 
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {n: (FAMILY, partial(build, n)) for n in CONFIGS}

@@ -12,6 +12,8 @@ concatenates the untouched channels back and projects all channels (ReLU + 1x1 C
 stages 2 and 3 start with ``dw -> FFN``, an inverted-residual patch merging with SE at 4x width,
 then ``dw -> FFN``; the classifier is pooling and a BN+Linear head.
 
+Checkpoints: the module names are timm's (``shvit``), so a timm state dict loads unchanged.
+
 Counting: ``params_m`` and ``gmacs_224_fvcore`` are reproduced on the unfused model. The model is
 fully convolutional in the attention sense (no position bias), so any ``img_size`` works.
 ``lsnet.fuse`` folds every BN and the residual depthwise convs.
@@ -84,9 +86,8 @@ class SHViT(nn.Module):
         for ed, pd, qk, dpth, att in zip(embed_dim, partial_dim, qk_dim, depth, attention):
             stage = nn.Sequential()
             if ed != prev:
-                stage.add_module("downsample", nn.Sequential(dw_ffn(prev), PatchMerging(prev, ed), dw_ffn(ed)))
-            for j in range(dpth):
-                stage.add_module(str(j), SHViTBlock(ed, qk, pd, att, next(drops)))
+                stage.add_module("downsample", nn.Sequential(*dw_ffn(prev), PatchMerging(prev, ed), *dw_ffn(ed)))
+            stage.add_module("blocks", nn.Sequential(*(SHViTBlock(ed, qk, pd, att, next(drops)) for _ in range(dpth))))
             self.stages.append(stage)
             prev = ed
         self.head = BN_Linear(prev, num_classes) if num_classes > 0 else nn.Identity()

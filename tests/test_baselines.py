@@ -8,7 +8,7 @@ from torch import nn
 
 import baselines
 import lsnet
-from baselines import efficientvit, fasternet, fastvit, repvit, shvit, starnet
+from baselines import efficientformerv2, efficientvit, fasternet, fastvit, repvit, shvit, starnet
 from suites.core import zoo
 from suites.core import published
 from suites.core.counting import count_params, fvcore_macs
@@ -17,7 +17,7 @@ from suites.core.counting import count_params, fvcore_macs
 # timm's implementation at 224) of every baseline in the project's published table.
 PUBLISHED = {p.model: (p.params_m, p.gmacs) for p in published.load()
              if p.model in baselines.MODELS and p.params_m and p.gmacs}
-FAMILY_MODULES = (repvit, efficientvit, starnet, shvit, fasternet, fastvit)
+FAMILY_MODULES = (repvit, efficientvit, starnet, shvit, fasternet, fastvit, efficientformerv2)
 FAMILIES = [n for mod in FAMILY_MODULES for n in mod.CONFIGS]
 SMALL = 32
 
@@ -68,7 +68,7 @@ def test_train_step_then_fused_equals_unfused(name, size, fuse_check):
 
 def test_repvit_reparameterises_to_single_convs():
     fused = lsnet.fuse(repvit.build("repvit_m0_9").eval())
-    block = fused.stages[0][0]
+    block = fused.stages[0].blocks[0]
     assert isinstance(block.token_mixer, nn.Conv2d) and block.token_mixer.kernel_size == (3, 3)
     assert isinstance(fused.head, nn.Linear)  # head and head_dist merged
     convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
@@ -102,8 +102,8 @@ def test_efficientvit_attention_bias_follows_window():
 
 def test_fastvit_reparameterises_to_single_convs():
     fused = lsnet.fuse(fastvit.build("fastvit_t8").eval())
-    block = fused.stages[0][0]
+    block = fused.stages[0].blocks[0]
     assert isinstance(block.token_mixer, nn.Conv2d) and block.token_mixer.groups == 48  # RepMixer -> one dw 3x3
-    assert isinstance(fused.stages[1].downsample[0], nn.Conv2d)  # 7x7 + 3x3 -> one 7x7
+    assert isinstance(fused.stages[1].downsample.proj[0], nn.Conv2d)  # 7x7 + 3x3 -> one 7x7
     assert all(isinstance(m[0], nn.Conv2d) and isinstance(m[1], nn.GELU) for m in fused.stem)  # conv + GELU each
     assert not any(isinstance(m, (fastvit.MobileOneBlock, fastvit.RepMixer)) for m in fused.modules())
