@@ -39,7 +39,7 @@ def resolve_engines(spec: str | None, compile_alias: bool) -> list[str]:
     return chosen + (["compile"] if compile_alias and "compile" not in chosen else [])
 
 
-def resolve_models(spec: str) -> list[str]:
+def resolve_models(spec: str, resolution: int = 224) -> list[str]:
     from suites.core import zoo
     out: list[str] = []
     for name in csv_list(spec) or [""]:
@@ -47,6 +47,9 @@ def resolve_models(spec: str) -> list[str]:
             chosen = [n for n in ("lsnet_t", "lsnet_s", "lsnet_b") if n in zoo.names("lsnet")] + zoo.names("baselines")
         elif name in ("lsnet", "baselines", "all"):
             chosen = zoo.names(name)
+        elif zoo.is_brought(name):
+            _check_brought(name, resolution)
+            chosen = [name]
         else:
             try:
                 chosen = [zoo.spec(name).name]
@@ -58,6 +61,24 @@ def resolve_models(spec: str) -> list[str]:
                                      f"{', '.join(zoo.names('all'))}") from None
         out += [n for n in chosen if n not in out]
     return out
+
+
+def _check_brought(name: str, resolution: int) -> None:
+    """A model the user brings (``module:callable``, ``timm:NAME``) imports and builds, or UsageError. The
+    working folder is importable, here and in worker processes (as with ``python -m``)."""
+    from suites.core import zoo
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH")) if p)
+    try:
+        zoo.create(name, img_size=resolution)
+    except Exception as exc:  # noqa: BLE001  (the user's code may raise anything)
+        text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ValueError) and text.startswith(f"model {name!r}"):
+            raise UsageError(text) from None
+        raise UsageError(f"model {name!r}: building it failed ({type(exc).__name__}: {text[:200]}); fix the "
+                         "callable or choose another model") from None
 
 
 def resolve_devices(spec: str | None) -> list[str]:
@@ -217,7 +238,7 @@ def configure(args: argparse.Namespace) -> tuple[dict[str, Any], RunSettings]:
         print(f"warning: {warning}", file=sys.stderr)
     dtypes = _choose(csv_list(args.dtype), DTYPES, "dtype")
     devices = resolve_devices(args.device) if args.executor == "local" else _cluster_devices(args)
-    models = resolve_models(args.models)
+    models = resolve_models(args.models, args.resolution)
     if args.reference is not None and args.reference not in models:
         raise UsageError(f"--reference {args.reference} is not among the measured models; add it to --models or "
                          f"choose one of {', '.join(models[:8])}{', ...' if len(models) > 8 else ''}")

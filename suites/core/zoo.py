@@ -1,6 +1,16 @@
-"""The single model zoo: every name from ``lsnet/`` and ``baselines/`` resolves to a constructor."""
+"""The single model zoo: every name from ``lsnet/`` and ``baselines/`` resolves to a constructor, and so
+do the models a user brings:
+
+- ``module.path:callable`` (e.g. ``mypkg.nets:tiny_backbone``): a function of the user's code that returns an
+  ``nn.Module``; it is given those of ``num_classes``, ``img_size`` and ``pretrained`` it accepts. Family
+  ``user``.
+- ``timm:NAME`` (e.g. ``timm:resnet18``): ``timm.create_model(NAME, pretrained=False)`` where timm is
+  installed (never required: timm wants a newer torch than the suite pins). Family ``timm``.
+"""
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -12,6 +22,7 @@ import lsnet
 from lsnet.model import create_model as _create_lsnet
 
 GROUPS = ("lsnet", "baselines", "all")
+USER_FAMILY, TIMM_FAMILY, TIMM_PREFIX = "user", "timm", "timm:"
 
 
 @dataclass(frozen=True)
@@ -42,11 +53,60 @@ def names(group: str = "all") -> list[str]:
     return chosen
 
 
+def is_brought(name: str) -> bool:
+    """Whether ``name`` is a model the user brings (``module:callable`` or ``timm:NAME``), not the zoo's."""
+    return name.startswith(TIMM_PREFIX) or ":" in name
+
+
+def _call_with_accepted(fn: Callable[..., nn.Module], name: str, **kw) -> nn.Module:
+    """``fn`` called with the keyword arguments its signature accepts; ValueError when it is no model."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    model = fn(**{k: v for k, v in kw.items() if v is not None and (takes_all or k in params)})
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model {name!r}: the callable returned {type(model).__name__}, not a torch nn.Module")
+    return model
+
+
+def _user_spec(name: str) -> ModelSpec:
+    if name.startswith(TIMM_PREFIX):
+        timm_name = name[len(TIMM_PREFIX):]
+        try:
+            timm = importlib.import_module("timm")
+        except ImportError:
+            raise ValueError(f"model {name!r} needs timm, which is not installed (pip install timm; it asks for a "
+                             "newer torch than this suite pins)") from None
+
+        def build_timm(num_classes: int = 1000, img_size: int = 224, pretrained: str | None = None, **kw) -> nn.Module:
+            model = timm.create_model(timm_name, pretrained=False, num_classes=num_classes, **kw)
+            if pretrained:
+                from lsnet.checkpoint import load_checkpoint
+                load_checkpoint(model, pretrained)
+            return model
+        return ModelSpec(name, TIMM_FAMILY, build_timm)
+    module, _, attr = name.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"model {name!r}: cannot import {attr!r} from {module!r} ({type(exc).__name__}: {exc}); "
+                         "give module.path:callable importable from here") from None
+    if not callable(fn):
+        raise ValueError(f"model {name!r}: {module}.{attr} is not callable; give a function returning an nn.Module")
+    return ModelSpec(name, USER_FAMILY, lambda **kw: _call_with_accepted(fn, name, **kw))
+
+
 def spec(name: str) -> ModelSpec:
-    """The registered spec of ``name``; ValueError listing valid names if unknown."""
+    """The spec of ``name`` (a zoo name, ``module.path:callable`` or ``timm:NAME``); ValueError listing the
+    valid names if unknown, or saying why a brought model cannot be loaded."""
+    if is_brought(name):
+        return _user_spec(name)
     reg = _registry()
     if name not in reg:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(reg)}")
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(reg)} (or bring one: module.path:callable, "
+                         "timm:NAME)")
     return reg[name]
 
 
