@@ -2,8 +2,9 @@
 
 ``--dataset`` picks the source:
 
-- ``imagefolder`` (``measured:<folder name>``): a checkpoint (``--checkpoint``, any format
-  ``lsnet.load_checkpoint`` takes) evaluated on ``--data`` (ImageFolder layout) with the official
+- ``imagefolder`` (``measured:<folder name>``): a checkpoint (``--checkpoint``, or one file per model in
+  ``--checkpoint-dir``; LSNet's official files and timm-format files of every baseline: any format
+  ``baselines.load_checkpoint`` takes) evaluated on ``--data`` (ImageFolder layout) with the official
   preprocessing, through the cell's engine; top-1/top-5 in percent.
 - ``proxy`` (``proxy:v<version>-seed<seed>-<steps>steps``): the generated spatial task of
   :mod:`suites.core.proxy_task`, trained from scratch in eager PyTorch for a fixed step budget.
@@ -39,7 +40,10 @@ class Options:
     """The accuracy suite's options (``--dataset``, ``--data``, ...)."""
     dataset: str | None = field(default=None, metadata={"help": "accuracy: source of top-1", "choices": DATASETS})
     data: str | None = field(default=None, metadata={"help": "accuracy: ImageFolder dataset folder"})
-    checkpoint: str | None = field(default=None, metadata={"help": "accuracy: checkpoint path (.pth or .safetensors)"})
+    checkpoint: str | None = field(default=None, metadata={"help": "accuracy: checkpoint path (.pth, .bin or "
+                                                                   ".safetensors; timm's format for baselines)"})
+    checkpoint_dir: str | None = field(default=None, metadata={"help": "accuracy: a folder with one checkpoint per "
+                                                                       "model, named MODEL.pth|.pt|.bin|.safetensors"})
     num_classes: int | None = field(default=None, metadata={"max": 100_000, "help": "accuracy: classifier classes "
                                                                     "(default: the data folder's class count)"})
     crop_ratio: float = field(default=0.875, metadata={"help": "accuracy: centre-crop ratio (official 224/256)"})
@@ -64,7 +68,7 @@ class Options:
         if self.source in ("proxy", "published"):
             out += [f"--{name.replace('_', '-')} is ignored with --dataset {self.source} (it reads an ImageFolder "
                     f"with a checkpoint: --data DIR --checkpoint PATH)"
-                    for name in ("checkpoint", "data", "workers", "eval_batch_size", "num_classes")
+                    for name in ("checkpoint", "checkpoint_dir", "data", "workers", "eval_batch_size", "num_classes")
                     if getattr(self, name) is not None]
         if self.source != "proxy":
             out += [f"--{name.replace('_', '-')} is ignored: only --dataset proxy trains the proxy task"
@@ -81,7 +85,12 @@ class Options:
         if self.source == "imagefolder":
             if not self.data:
                 raise ValueError("--dataset imagefolder needs --data DIR (an ImageFolder: one folder per class)")
-            if not self.checkpoint:
+            if self.checkpoint and self.checkpoint_dir:
+                raise ValueError("give --checkpoint PATH (one model) or --checkpoint-dir DIR (one file per model), "
+                                 "not both")
+            if self.checkpoint_dir and not Path(self.checkpoint_dir).is_dir():
+                raise ValueError(f"--checkpoint-dir {self.checkpoint_dir} is not a folder")
+            if not self.checkpoint and not self.checkpoint_dir:
                 raise ValueError("accuracy on --data needs --checkpoint PATH (random weights would only measure "
                                  "chance); or use --dataset proxy|published")
         for name in ("num_classes", "workers", "eval_batch_size", "proxy_steps", "proxy_n_train", "proxy_n_test",
@@ -100,9 +109,28 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     return {"imagefolder": _imagefolder, "proxy": _proxy, "published": _published}[opts.source](cell, ctx)
 
 
-def skip_reason(cell: Cell) -> str | None:
-    """Proxy and published accuracy are measured once, with the eager engine; a published figure must exist."""
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+
+
+def checkpoint_of(cell: Cell) -> str | None:
+    """The checkpoint the cell's model is evaluated with: ``--checkpoint``, else its file in ``--checkpoint-dir``
+    (``MODEL`` + one of :data:`CHECKPOINT_SUFFIXES`, ``:`` and ``/`` of brought models' names as ``_``)."""
     opts: Options = cell.opts
+    if opts.checkpoint or not opts.checkpoint_dir:
+        return opts.checkpoint
+    stem = cell.model.replace(":", "_").replace("/", "_")
+    found = [p for p in (Path(opts.checkpoint_dir) / (stem + s) for s in CHECKPOINT_SUFFIXES) if p.is_file()]
+    return str(found[0]) if found else None
+
+
+def skip_reason(cell: Cell) -> str | None:
+    """Proxy and published accuracy are measured once, with the eager engine; a published figure must exist;
+    a model needs its file in ``--checkpoint-dir``."""
+    opts: Options = cell.opts
+    if opts.source == "imagefolder" and opts.checkpoint_dir and checkpoint_of(cell) is None:
+        stem = cell.model.replace(":", "_").replace("/", "_")
+        return (f"no checkpoint for {cell.model} in {opts.checkpoint_dir} (looked for "
+                f"{', '.join(stem + s for s in CHECKPOINT_SUFFIXES)})")
     if opts.source != "imagefolder" and cell.engine != "eager":
         return f"{opts.source} accuracy does not depend on the engine; it is measured with --engine eager"
     if opts.source == "published":
@@ -166,7 +194,8 @@ def _imagefolder(cell: Cell, ctx: Context) -> dict[str, Any]:
     k = min(5, n_classes)
     c1 = c5 = n_ok = 0
     bad: list[str] = []
-    with engines.get(cell.engine).prepare(cell, ctx, num_classes=n_classes, checkpoint=o.checkpoint) as step:
+    checkpoint = checkpoint_of(cell)
+    with engines.get(cell.engine).prepare(cell, ctx, num_classes=n_classes, checkpoint=checkpoint) as step:
         bar = tqdm(loader, desc=f"{cell.model} {Path(o.data).name}", unit="batch",
                    disable=None if ctx.progress else True, leave=False)  # None: off without a TTY
         for x, y, ok, idx in bar:
@@ -186,7 +215,7 @@ def _imagefolder(cell: Cell, ctx: Context) -> dict[str, Any]:
         print(f"warning: {len(bad)} unreadable images in {o.data} were skipped (e.g. {bad[0]})", file=sys.stderr)
     extra = {"top5": 100 * c5 / n_ok if n_classes >= 5 else None, "n_images": n_ok, "n_unreadable": len(bad),
              "unreadable_examples": bad[:20], "n_classes": n_classes, "data": str(Path(o.data).resolve()),
-             "checkpoint": str(Path(o.checkpoint).resolve()), "crop_ratio": transform.crop_ratio,
+             "checkpoint": str(Path(checkpoint).resolve()), "crop_ratio": transform.crop_ratio,
              "eval_batch_size": batch, "workers": workers, **step.info}
     return {"top1": 100 * c1 / n_ok, "top1_source": f"measured:{Path(o.data).resolve().name}",
             "params_m": _params_m(zoo.create(cell.model, num_classes=n_classes, img_size=cell.resolution)),

@@ -214,3 +214,29 @@ def test_proxy_short_run_records_budget_and_seed():
     assert row["extra"]["seed"] == 3 and row["extra"]["budget"]["steps"] == 2
     assert row["extra"]["img_size"] == 64 and row["extra"]["n_images"] == 48
     assert math.isfinite(row["extra"]["final_loss"])
+
+
+def test_a_checkpoint_dir_gives_each_model_its_file_in_its_own_format(tmp_path, checkpoint):
+    """--checkpoint-dir: LSNet's official layout for lsnet_t, timm's key names for starnet_s1, and a model
+    without a file is a skipped row naming the files looked for."""
+    import json
+    from tests.conftest import DATA, rule_state_from_manifest
+    root, ckpts = _folder(tmp_path / "val"), tmp_path / "ckpts"
+    for i in range(997):                    # ImageNet's 1000 classes, as released checkpoints have them
+        (root / f"z{i:03d}").mkdir()
+    ckpts.mkdir()
+    lsnet_model = zoo.create("lsnet_t", num_classes=1000, img_size=RES)
+    lsnet.save_checkpoint(lsnet_model, ckpts / "lsnet_t.pth")
+    timm_sd = rule_state_from_manifest(json.loads((DATA / "timm" / "state_dict_manifest.json").read_text())["starnet_s1"])
+    torch.save({k: v.float() if v.is_floating_point() else v for k, v in timm_sd.items()}, ckpts / "starnet_s1.bin")
+    opts = {"dataset": "imagefolder", "data": str(root), "checkpoint_dir": str(ckpts), "num_classes": 1000,
+            "workers": 0}
+    for model in ("lsnet_t", "starnet_s1"):
+        row = _run(model, opts, resolution=RES, batch_size=6)
+        assert row.get("status", "ok") == "ok" and row["top1"] is not None, row
+        assert row["extra"]["checkpoint"].startswith(str(ckpts.resolve())), row["extra"]["checkpoint"]
+    skipped = _run("repvit_m0_9", opts, resolution=RES, batch_size=6)
+    assert skipped["status"] == "skipped" and "no checkpoint for repvit_m0_9 in" in skipped["error"]
+    assert "repvit_m0_9.safetensors" in skipped["error"]
+    with pytest.raises(ValueError, match="not both"):
+        accuracy.Options(**opts, checkpoint=str(checkpoint)).validate()

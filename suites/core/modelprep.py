@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+import baselines
 import lsnet
 from suites.core import zoo
 from suites.core.cell import Cell
@@ -31,8 +32,8 @@ def build_model(cell: Cell, num_classes: int = 1000, checkpoint: str | None = No
     """
     kw = {} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}
     model = zoo.create(cell.model, num_classes=num_classes, img_size=cell.resolution, **kw)
-    if checkpoint:
-        lsnet.load_checkpoint(model, checkpoint)
+    if checkpoint:    # LSNet's official files and the baselines' timm-format ones, checked alike
+        baselines.load_checkpoint(model, checkpoint)
     model.train(train)
     if cell.fused and not train:
         model = lsnet.fuse(model)
