@@ -14,10 +14,10 @@ from typing import Any
 
 from torch import nn
 
-from baselines import efficientformerv2, efficientvit, fasternet, fastvit, mixers, repvit, shvit, starnet
+from baselines import efficientformerv2, efficientvit, fasternet, fastvit, mixers, mobilenetv4, repvit, shvit, starnet
 from baselines.checkpoint import load_checkpoint
 
-FAMILY_MODULES = (mixers, repvit, efficientvit, starnet, shvit, fasternet, fastvit, efficientformerv2)
+FAMILY_MODULES = (mixers, repvit, efficientvit, starnet, shvit, fasternet, fastvit, efficientformerv2, mobilenetv4)
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 for _mod in FAMILY_MODULES:

@@ -2,14 +2,16 @@
 
 A baseline loads a state dict in timm's format: the released ``pytorch_model.bin``,
 ``model.safetensors`` or ``.pth`` (bare, under ``model``/``state_dict``, ``module.``-prefixed), with
-timm's key names. A family whose module names differ from timm's defines ``from_timm(sd) -> sd`` in
-its module, applied on load; a family whose names are timm's needs none. The content checks and
+timm's key names. A family whose module names differ from timm's lists ``TIMM_RENAMES`` in its module,
+``(pattern, replacement)`` regular expressions applied in order to every key on load; a family whose
+names are timm's needs none. The content checks and
 errors are :mod:`lsnet.checkpoint`'s (missing/unexpected keys and shapes named, NaN and integer
 tensors refused).
 """
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 
@@ -21,9 +23,14 @@ from lsnet.checkpoint import read_state_dict
 
 
 def from_timm(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``sd`` (timm's key names) in ``model``'s own names: its family's ``from_timm``, else unchanged."""
-    convert = getattr(sys.modules.get(type(model).__module__), "from_timm", None)
-    return convert(dict(sd)) if convert is not None else dict(sd)
+    """``sd`` (timm's key names) in ``model``'s own names: its family's ``TIMM_RENAMES`` applied to every key."""
+    rules = getattr(sys.modules.get(type(model).__module__), "TIMM_RENAMES", ())
+    out = {}
+    for key, value in sd.items():
+        for pattern, replacement in rules:
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    return out
 
 
 def load_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "state dict",

@@ -27,7 +27,6 @@ query subsample into the local depthwise conv, and the final BN and both heads i
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -36,22 +35,13 @@ import torch
 from torch import nn
 
 from baselines._common import load_pretrained, stride2
-from lsnet.layers import Conv2d_BN, _bn_scale_shift
+from lsnet.layers import _bn_scale_shift, Conv2d_BN, drop_path
 from lsnet.model import attention_bias_idxs
 
 FAMILY = "efficientformerv2"
 
 
-def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm's ``<m>.conv.{weight,bias}`` of its conv+BN modules are our Conv2d_BN's ``<m>.c.*``."""
-    return {re.sub(r"\.conv\.(weight|bias)$", r".c.\1", k): v for k, v in sd.items()}
-
-
-def _drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    if not training or p == 0:
-        return x
-    keep = torch.rand(x.size(0), *([1] * (x.dim() - 1)), device=x.device, dtype=x.dtype)
-    return x * keep.ge_(p).div_(1 - p)
+TIMM_RENAMES = ((r"\.conv\.(weight|bias)$", r".c.\1"),)   # timm's conv+BN names its conv ``conv``, ours ``c``
 
 
 class ConvNormAct(Conv2d_BN):
@@ -252,8 +242,8 @@ class EfficientFormerV2Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.token_mixer is not None:
-            x = x + _drop_path(self.ls1(self.token_mixer(x)), self.drop, self.training)
-        return x + _drop_path(self.ls2(self.mlp(x)), self.drop, self.training)
+            x = x + drop_path(self.ls1(self.token_mixer(x)), self.drop, self.training)
+        return x + drop_path(self.ls2(self.mlp(x)), self.drop, self.training)
 
     @torch.no_grad()
     def fuse(self) -> EfficientFormerV2Block:

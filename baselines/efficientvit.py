@@ -16,7 +16,7 @@ and stride 2, then ``dw -> FFN``); the classifier is pooling and a BN+Linear hea
 
 Checkpoints: the module names are timm's (``efficientvit_msra``) except inside its ConvBN and
 BNLinear, whose ``conv`` and ``linear`` are ``c`` and ``l`` here (the ``lsnet.layers`` names);
-:func:`from_timm` renames those, so a timm state dict loads unchanged.
+``TIMM_RENAMES`` renames those, so a timm state dict loads unchanged.
 
 Counting: ``params_m`` and ``gmacs_224_fvcore`` are both reproduced on the unfused model (fvcore
 counts each BatchNorm as one MAC per element). Attention biases are built for the window
@@ -26,7 +26,6 @@ and the residual depthwise convs.
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,10 +215,7 @@ def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rat
     return load_pretrained(model, pretrained)
 
 
-def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm's keys in ours: its ConvBN's ``conv`` is our ``c``, its BNLinear's ``linear`` our ``l``."""
-    return {re.sub(r"^head\.linear\.", "head.l.", re.sub(r"\.conv\.weight$", ".c.weight", k)): v
-            for k, v in sd.items()}
+TIMM_RENAMES = ((r"\.conv\.weight$", ".c.weight"), (r"^head\.linear\.", "head.l."))   # ConvBN conv, BNLinear linear
 
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {n: (FAMILY, partial(build, n)) for n in CONFIGS}

@@ -14,12 +14,11 @@ Counting: ``params_m`` and ``gmacs_224_fvcore`` are reproduced on the unfused mo
 folds every BN (the partial conv has no BN and stays as it is).
 
 Module names follow timm's (``stages.i.downsample``, ``stages.i.blocks.j.spatial_mixing`` / ``mlp``,
-``conv_head``, ``classifier``) with lsnet's layers inside; ``from_timm`` maps timm's keys onto them, so
+``conv_head``, ``classifier``) with lsnet's layers inside; ``TIMM_RENAMES`` maps timm's keys onto them, so
 timm's released checkpoints load unchanged.
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,19 +109,9 @@ def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rat
     return load_pretrained(model, pretrained)
 
 
-_FROM_TIMM = ((r"\.(proj|reduction)\.weight$", ".c.weight"), (r"\.norm\.", ".bn."), (r"(blocks\.\d+)\.", r"\1.m."),
-              (r"\.mlp\.0\.", ".mlp.0.c."), (r"\.mlp\.1\.", ".mlp.0.bn."), (r"\.mlp\.3\.", ".mlp.2."))
-
-
-def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm's keys in ours: its conv+BN pairs are ``proj``/``reduction`` + ``norm`` (ours ``c`` + ``bn``), its
-    block MLP a flat ``mlp.0-3`` (ours ``Conv2d_BN``, act, conv) and its blocks no ``Residual`` (ours ``.m``)."""
-    out = {}
-    for k, v in sd.items():
-        for pattern, repl in _FROM_TIMM:
-            k = re.sub(pattern, repl, k)
-        out[k] = v
-    return out
+TIMM_RENAMES = (  # timm's key names -> ours, applied in order on load (baselines.checkpoint)
+    (r"\.(proj|reduction)\.weight$", ".c.weight"), (r"\.norm\.", ".bn."), (r"(blocks\.\d+)\.", r"\1.m."),
+    (r"\.mlp\.0\.", ".mlp.0.c."), (r"\.mlp\.1\.", ".mlp.0.bn."), (r"\.mlp\.3\.", ".mlp.2."))
 
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {n: (FAMILY, partial(build, n)) for n in CONFIGS}

@@ -22,12 +22,11 @@ reparameterises every MobileOne block, large kernel and RepMixer into single con
 one 3x3 depthwise conv) and folds every BN; SE, activations and the ConvMlp layer scale remain.
 
 Module names are timm's (``stages.i.downsample.proj``, ``stages.i.blocks.j``, ``head.fc``) but for the
-conv of a conv+BN pair, ``c`` here and ``conv`` in timm; ``from_timm`` renames it, so timm's released
+conv of a conv+BN pair, ``c`` here and ``conv`` in timm; ``TIMM_RENAMES`` renames it, so timm's released
 checkpoints load unchanged.
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -262,9 +261,7 @@ def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rat
     return load_pretrained(model, pretrained)
 
 
-def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm's keys in ours: timm's conv+BN (``ConvNormAct``) names its conv ``conv``, ours (``Conv2d_BN``) ``c``."""
-    return {re.sub(r"\.conv\.weight$", ".c.weight", k): v for k, v in sd.items()}
+TIMM_RENAMES = ((r"\.conv\.weight$", ".c.weight"),)   # timm's ConvNormAct names its conv ``conv``, ours ``c``
 
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {n: (FAMILY, partial(build, n)) for n in CONFIGS}

@@ -31,17 +31,9 @@ import torch
 from torch import nn
 
 from baselines._common import DistillHead, load_pretrained
-from lsnet.layers import Conv2d_BN, RepVGGDW, SqueezeExcite
+from lsnet.layers import Conv2d_BN, drop_path, RepVGGDW, SqueezeExcite
 
 FAMILY = "repvit"
-
-
-def _drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Per-sample stochastic depth of a residual branch ``x`` (identity unless training with ``p > 0``)."""
-    if not training or p == 0:
-        return x
-    keep = torch.rand(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype)
-    return x * keep.ge_(p).div_(1 - p)
 
 
 class RepViTMlp(nn.Module):
@@ -70,7 +62,7 @@ class RepViTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.se(self.token_mixer(x))
-        return x + _drop_path(self.channel_mixer(x), self.drop, self.training)
+        return x + drop_path(self.channel_mixer(x), self.drop, self.training)
 
 
 class RepViTDownsample(nn.Module):
@@ -87,7 +79,7 @@ class RepViTDownsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.channel_downsample(self.spatial_downsample(self.pre_block(x)))
-        return x + _drop_path(self.ffn(x), self.drop, self.training)
+        return x + drop_path(self.ffn(x), self.drop, self.training)
 
 
 class RepViTStage(nn.Module):

@@ -9,7 +9,7 @@ channels and star blocks ``x + dwconv2(g(relu6(f1(y)) * f2(y)))`` with ``y = dwc
 conv; the tail is BN, global average pooling and a Linear classifier. The released convs keep a bias
 even in front of a BN (``Conv2d_BN(..., bias=True)``), which the published parameter counts include.
 
-Checkpoints: timm's state dicts load through :func:`from_timm` (timm's conv+BN names its conv
+Checkpoints: timm's state dicts load through ``TIMM_RENAMES`` (timm's conv+BN names its conv
 ``conv``, ours ``c``; its BN-less ``f1``/``f2``/``dwconv2`` are bare convs here; its top-level
 ``norm``/``head`` are our tail's ``head.norm``/``head.fc``).
 
@@ -18,7 +18,6 @@ folds every BN, the final BN into the classifier.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -104,22 +103,12 @@ def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rat
     return load_pretrained(model, pretrained)
 
 
-_FROM_TIMM = (
+TIMM_RENAMES = (  # timm's key names -> ours, applied in order on load (baselines.checkpoint)
     (r"\.(f1|f2|dwconv2)\.conv\.", r".\1."),  # timm's BN-less ConvBN: a bare Conv2d here
     (r"\.conv\.", ".c."),                     # timm's ConvBN: our Conv2d_BN
     (r"^head\.", "head.fc."),
     (r"^norm\.", "head.norm."),
 )
-
-
-def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm's StarNet keys in ours (a pure renaming, see the module docstring)."""
-    out = {}
-    for k, v in sd.items():
-        for pattern, repl in _FROM_TIMM:
-            k = re.sub(pattern, repl, k)
-        out[k] = v
-    return out
 
 
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {n: (FAMILY, partial(build, n)) for n in CONFIGS}

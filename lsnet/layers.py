@@ -64,6 +64,14 @@ class BN_Linear(nn.Sequential):
         return lin
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Per-sample stochastic depth of a residual branch ``x`` (identity unless training with ``p > 0``)."""
+    if not training or p == 0:
+        return x
+    keep = torch.rand(x.size(0), *([1] * (x.dim() - 1)), device=x.device, dtype=x.dtype)
+    return x * keep.ge_(p).div_(1 - p)
+
+
 class Residual(nn.Module):
     """``x + m(x)``, with per-sample stochastic depth (rate ``drop``) in training."""
 
@@ -73,10 +81,7 @@ class Residual(nn.Module):
         self.drop = drop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.drop > 0:
-            keep = torch.rand(x.size(0), *([1] * (x.dim() - 1)), device=x.device, dtype=x.dtype)
-            return x + self.m(x) * keep.ge_(self.drop).div_(1 - self.drop)
-        return x + self.m(x)
+        return x + drop_path(self.m(x), self.drop, self.training)
 
     @torch.no_grad()
     def fuse(self) -> nn.Module:

@@ -8,7 +8,7 @@ from torch import nn
 
 import baselines
 import lsnet
-from baselines import efficientformerv2, efficientvit, fasternet, fastvit, repvit, shvit, starnet
+from baselines import efficientformerv2, efficientvit, fasternet, fastvit, mobilenetv4, repvit, shvit, starnet
 from suites.core import zoo
 from suites.core import published
 from suites.core.counting import count_params, fvcore_macs
@@ -17,7 +17,7 @@ from suites.core.counting import count_params, fvcore_macs
 # timm's implementation at 224) of every baseline in the project's published table.
 PUBLISHED = {p.model: (p.params_m, p.gmacs) for p in published.load()
              if p.model in baselines.MODELS and p.params_m and p.gmacs}
-FAMILY_MODULES = (repvit, efficientvit, starnet, shvit, fasternet, fastvit, efficientformerv2)
+FAMILY_MODULES = (repvit, efficientvit, starnet, shvit, fasternet, fastvit, efficientformerv2, mobilenetv4)
 FAMILIES = [n for mod in FAMILY_MODULES for n in mod.CONFIGS]
 SMALL = 32
 

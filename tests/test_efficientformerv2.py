@@ -83,7 +83,8 @@ def test_from_timm_renames_only_conv_bn_convs():
     sd = {"stem.conv1.conv.weight": torch.zeros(1), "stages.1.downsample.conv.conv.bias": torch.zeros(1),
           "stages.1.downsample.conv.bn.weight": torch.zeros(1), "stages.3.downsample.attn.q.local.weight":
           torch.zeros(1), "stages.2.blocks.4.token_mixer.talking_head1.weight": torch.zeros(1)}
-    out = ef.from_timm(sd)
+    from baselines.checkpoint import from_timm
+    out = from_timm(ef.build("efficientformerv2_s0"), sd)
     assert list(out) == ["stem.conv1.c.weight", "stages.1.downsample.conv.c.bias",
                          "stages.1.downsample.conv.bn.weight", "stages.3.downsample.attn.q.local.weight",
                          "stages.2.blocks.4.token_mixer.talking_head1.weight"]
