@@ -1,7 +1,8 @@
 """The Ray executor on a local multi-node cluster (every node on 127.0.0.1, no dashboard, small object
 stores): placement, exclusive CPU slots, OOM ladders on one device, artifacts sent back, rows streamed
 and equal to the inline executor's, a node lost mid-cell (error row, retry elsewhere), an interrupted
-driver (running cells cancelled, finished rows kept), version skew, and Ray missing (exit 2)."""
+driver (running cells cancelled, finished rows kept), version skew, files over the artifact limit, lost calls
+told by Ray's exception classes, and Ray missing (exit 2)."""
 from __future__ import annotations
 
 import json
@@ -19,7 +20,8 @@ ray = pytest.importorskip("ray")
 
 import run_bench  # noqa: E402
 from suites.core.cell import Task  # noqa: E402
-from suites.executors.ray import RayExecutor, loopback, project_revision  # noqa: E402
+from suites.executors.ray import RayExecutor, loopback, project_revision, scheduler  # noqa: E402
+from suites.executors.ray.scheduler import is_lost  # noqa: E402
 from suites.core.schema import ROW_COLUMNS, read_jsonl  # noqa: E402
 from suites.core import registry  # noqa: E402
 from suites.core.cell import Cell, Context  # noqa: E402
@@ -223,6 +225,22 @@ def test_version_skew_gives_one_clear_error_row(cluster, toy, tmp_path):
                    [toy_task("m0")], tmp_path)
     assert len(rows) == 1 and rows[0]["status"] == "error"
     assert "machine_b" in rows[0]["error"] and driver in rows[0]["error"] and project_revision() in rows[0]["error"]
+
+
+def test_files_over_the_artifact_limit_stay_on_the_node_with_a_warning(cluster, toy, tmp_path, monkeypatch):
+    monkeypatch.setattr(scheduler, "ARTIFACT_LIMIT", 1)   # the toy's one file holds "m0 1"
+    rows = collect(RayExecutor(address=cluster.address, nodes="machine_a", devices="cpu"), [toy_task("m0")], tmp_path)
+    assert len(rows) == 1 and rows[0]["status"] == "ok", rows
+    assert "not sent back" in str(rows[0]["warnings"]), rows[0]["warnings"]
+    assert not (tmp_path / "toy").exists()
+
+
+def test_lost_calls_are_told_by_the_ray_exception_classes_subclasses_included():
+    class Gone(ray.exceptions.NodeDiedError):
+        pass
+    assert is_lost(ray.exceptions.ActorDiedError()) and is_lost(Gone("node gone"))
+    assert not is_lost(type("NodeDiedError", (Exception,), {})("same name, not Ray's class"))
+    assert not is_lost(ValueError("a failed call"))
 
 
 def test_without_ray_the_ray_executor_exits_2_naming_the_extra(tmp_path):

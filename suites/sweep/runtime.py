@@ -138,17 +138,30 @@ def combine_repeats(outs: list[Outcome]) -> Outcome:
     return {"result": merged, "machine": outs[0]["machine"]}
 
 
+def skipped(cells: Iterable[Cell], reason: str) -> Iterator[tuple[Cell, Outcome]]:
+    """A skipped outcome with ``reason`` for each of ``cells`` (nothing runs)."""
+    for cell in cells:
+        yield cell, outcome(cell, "skipped", reason)
+
+
+def ladder_stop(task: Task, cell: Cell, out: Outcome) -> str | None:
+    """The skip reason for the cells of ``task`` after ``cell`` when ``out`` ends its ladder (a ladder
+    stops at its first out-of-memory batch), else None. Every executor applies this one rule."""
+    if task.ladder and out["result"].get("status") == "oom":
+        return f"batch {cell.batch_size} already ran out of memory"
+    return None
+
+
 def run_task(task: Task, run_cell: Callable[[Cell], Outcome]) -> Iterator[tuple[Cell, Outcome]]:
     """Run a task's cells in order with ``run_cell``; skipped cells and the rest of an OOM ladder
-    become skipped outcomes without running."""
-    oom_at: int | None = None
-    for cell in task.cells:
-        if task.skip_reason:
-            yield cell, outcome(cell, "skipped", task.skip_reason)
-        elif oom_at is not None:
-            yield cell, outcome(cell, "skipped", f"batch {oom_at} already ran out of memory")
-        else:
-            out = run_cell(cell)
-            if task.ladder and out["result"].get("status") == "oom":
-                oom_at = cell.batch_size
-            yield cell, out
+    become skipped outcomes without running (:func:`ladder_stop`)."""
+    if task.skip_reason:
+        yield from skipped(task.cells, task.skip_reason)
+        return
+    for i, cell in enumerate(task.cells):
+        out = run_cell(cell)
+        stop = ladder_stop(task, cell, out)
+        yield cell, out
+        if stop:
+            yield from skipped(task.cells[i + 1:], stop)
+            return
