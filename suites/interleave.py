@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 from suites.core import guards, timing
-from suites.core.cell import Cell, Context
+from suites.core.cell import Cell, Context, ladder_stop
 from suites.core.measurement import (MIN_CELLS_FOR_DRIFT, Measurement, Ratio, drift_corrected, ratio_of,
                                 round_values)
 from suites.core.stackroom import with_headroom
@@ -165,19 +165,20 @@ def run_group(cells: Sequence[Cell], ctx: Context, ladder: bool = False,
     from suites.core import registry
     suite = registry.get(cells[0].suite)
     stages = sorted({c.batch_size for c in cells}) if ladder else [None]
-    oom_at: dict[str, int] = {}
+    stopped: dict[Cell, str] = {}      # a ladder's reason to skip its larger batches
     for stage in stages:
         todo = []
         for c in cells:
             if stage is not None and c.batch_size != stage:
                 continue
-            if _chain(c) in oom_at:
-                yield c, {"status": "skipped", "error": f"batch {oom_at[_chain(c)]} already ran out of memory"}
+            if _chain(c) in stopped:
+                yield c, {"status": "skipped", "error": stopped[_chain(c)]}
                 continue
             todo.append(c)
         for c, res in _measure_chunks(suite, todo, ctx, clock):
-            if ladder and res.get("status") == "oom":
-                oom_at[_chain(c)] = c.batch_size
+            reason = ladder_stop(ladder, c, res.get("status"))
+            if reason:
+                stopped[_chain(c)] = reason
             yield c, res
 
 

@@ -96,3 +96,11 @@ class Task:
     ladder: bool = False
     skip_reason: str | None = None   # every cell of the task becomes a skipped row with this reason
     interleaved: bool = False        # the cells are one group, measured round by round (suites.interleave)
+
+
+def ladder_stop(ladder: bool, cell: Cell, status: str | None) -> str | None:
+    """The skip reason of the batches after ``cell`` when its ``status`` ends its ladder (an out-of-memory
+    ladder stops at its first out-of-memory batch), else None: the one rule every executor applies."""
+    if ladder and status == "oom":
+        return f"batch {cell.batch_size} already ran out of memory"
+    return None

@@ -18,6 +18,7 @@ from typing import Any
 
 from suites.core.schema import IDENTITY_COLUMNS
 from suites.core.cell import Cell, Context, Task
+from suites.core.cell import ladder_stop as stop_reason
 
 Outcome = dict[str, Any]
 
@@ -145,11 +146,9 @@ def skipped(cells: Iterable[Cell], reason: str) -> Iterator[tuple[Cell, Outcome]
 
 
 def ladder_stop(task: Task, cell: Cell, out: Outcome) -> str | None:
-    """The skip reason for the cells of ``task`` after ``cell`` when ``out`` ends its ladder (a ladder
-    stops at its first out-of-memory batch), else None. Every executor applies this one rule."""
-    if task.ladder and out["result"].get("status") == "oom":
-        return f"batch {cell.batch_size} already ran out of memory"
-    return None
+    """The skip reason for the cells of ``task`` after ``cell`` when ``out`` ends its ladder, else None
+    (:func:`suites.core.cell.ladder_stop`)."""
+    return stop_reason(task.ladder, cell, out["result"].get("status"))
 
 
 def run_task(task: Task, run_cell: Callable[[Cell], Outcome]) -> Iterator[tuple[Cell, Outcome]]:
