@@ -115,7 +115,7 @@ NUMBER_BOUNDS: dict[str, tuple[bool, float]] = {
     "--threads": (False, 1024), "--resolution": (False, 8192), "--max-batch": (False, 1 << 20),
     "--min-samples": (False, 100_000), "--repeats": (False, 100), "--warmup": (True, 10 * 60),
     "--min-time": (True, HOUR), "--max-time": (False, HOUR), "--burst": (False, 60), "--group-time": (False, DAY),
-    "--cell-timeout": (False, 7 * DAY), "--parity-tol": (False, 1e3), "--precision": (False, math.inf),   # below 1: see configure
+    "--cell-timeout": (False, 7 * DAY), "--parity-tol": (False, 1e3), "--precision": (False, math.inf),   # below 1: checked below with its own message
 }
 
 
