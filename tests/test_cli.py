@@ -308,3 +308,14 @@ def test_reasons_that_differ_only_in_the_model_are_one_footnote():
     notes = [line for line in summary_table(rows).splitlines() if line.startswith("[")]
     assert notes == ["[1] no published ImageNet top-1 for '<model>' (models with one: lsnet_t, lsnet_s); <model>: "
                      + ", ".join(models), "[2] lsnet_t_x failed"]
+
+
+def test_suite_all_is_every_suite_that_has_what_it_needs():
+    from suites.cli.configure import configure
+    from suites.cli.parser import build_parser
+    from suites.core import registry
+    base = ["--suite", "all", "--models", "lsnet_t", "--device", "cpu"]
+    plan_kw, _ = configure(build_parser().parse_args(base))
+    assert plan_kw["suites"] == [n for n in registry.names() if n != "accuracy"]    # no data: no accuracy
+    plan_kw, _ = configure(build_parser().parse_args([*base, "--dataset", "proxy"]))
+    assert plan_kw["suites"] == registry.names()

@@ -149,6 +149,21 @@ def _suite_options(args: argparse.Namespace, suites: list[str]) -> dict[str, Any
     return out
 
 
+def _runnable(args: argparse.Namespace, suites: list[str]) -> list[str]:
+    """``--suite all``: every suite whose options are valid with the given flags (one that lacks what it
+    needs, e.g. accuracy without --data or --dataset, is left out)."""
+    from suites.core import registry
+    given = {opt.field: getattr(args, opt.field) for opt in registry.option_flags()}
+    out = []
+    for name in suites:
+        try:
+            registry.build_options(registry.get(name), given)
+        except (TypeError, ValueError):
+            continue
+        out.append(name)
+    return out
+
+
 def ignored_flags(args: argparse.Namespace, suites: list[str], engines_: list[str], protocol: str,
                   options: dict[str, Any]) -> list[str]:
     """Why each flag the user set has no effect in the chosen configuration (a warning each, once)."""
@@ -230,8 +245,8 @@ def configure(args: argparse.Namespace) -> tuple[dict[str, Any], RunSettings]:
                          "allow the minimum")
     protocol = _protocol(args)
     suites = resolve_suites(args.suite)
-    if "accuracy" in suites and args.data is None and args.dataset is None and "all" in csv_list(args.suite):
-        suites.remove("accuracy")   # all = every suite that has what it needs
+    if "all" in csv_list(args.suite):
+        suites = _runnable(args, suites)
     options = _suite_options(args, suites)
     engines_ = resolve_engines(args.engine, args.compile)
     for warning in ignored_flags(args, suites, engines_, protocol, options):
