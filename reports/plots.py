@@ -1,7 +1,8 @@
 """Matplotlib figures rendered to inline SVG strings (no files, no network), with hover text.
 
 Every point carries an SVG ``<title>`` (its row's values and the command), shown by the browser on
-hover. Colours come from :mod:`reports.style` (one colour per family, the same in every report).
+hover. Colours come from :mod:`reports.style` (one colour per family, the same in every figure of a report),
+which points are on a front from :mod:`reports.fronts`.
 """
 from __future__ import annotations
 
@@ -17,21 +18,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.pareto import PAIRED, pareto_mask  # noqa: E402
-from reports.style import FAMILY_COLORS, KIND_COLORS, color_of, family_of  # noqa: E402
+from reports.fronts import INTERVALS, distilled, on_front  # noqa: E402
+from reports.style import KIND_COLORS, color_of, family_of  # noqa: E402
 from suites.core.schema import OP_KINDS  # noqa: E402
 
 PANEL_W, PANEL_H = 6.4, 4.6
 LOG_RATIO = 8.0  # use a log axis when the data spans more than this factor
 MARKERS = ("o", "s", "^", "v", "P", "X", "<", ">", "h")
-INTERVALS = {"latency_ms_p50": ("err_lo", "err_hi")}
 
-# x metric -> (axis label, objective sense)
+# x metric of a Pareto figure -> its axis label
 PARETO_X = {
-    "latency_ms_p50": ("latency p50 (ms, smallest batch)", "min"),
-    "throughput_img_s": ("throughput (images/s, best batch)", "max"),
-    "gmacs": ("GMACs per image", "min"),
-    "peak_mem_mb": ("peak memory (MB, smallest batch)", "min"),
+    "latency_ms_p50": "latency p50 (ms, smallest batch)",
+    "throughput_img_s": "throughput (images/s, best batch)",
+    "gmacs": "GMACs per image",
+    "peak_mem_mb": "peak memory (MB, smallest batch)",
 }
 
 
@@ -68,11 +68,6 @@ def _log_if_wide(ax: plt.Axes, values: pd.Series, axis: str) -> None:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
-def family_palette(families: list[str]) -> dict[str, str]:
-    """The fixed colour of each family in ``families`` (see :data:`reports.style.FAMILY_COLORS`)."""
-    return {f: FAMILY_COLORS[family_of("", f)] for f in sorted(set(families))}
-
-
 def model_markers(models: list[str]) -> dict[str, str]:
     """A marker per model, distinct within a family (colour tells the family, marker the member)."""
     out: dict[str, str] = {}
@@ -101,48 +96,46 @@ def _point(ax: plt.Axes, titles: Titles, x: float, y: float, color: str, marker:
     titles.tag(art, tip)
 
 
-def pareto_figure(data: pd.DataFrame, x: str, source: str, panels: list[str], numbers: dict[str, int]) -> str:
+def pareto_figure(data: pd.DataFrame, x: str, source: str, panels: list[str], numbers: dict[str, int],
+                  colors: dict[str, str]) -> str:
     """Accuracy (``top1``, from ``source``) vs metric ``x``: one panel per ``panel`` value.
 
-    Points are numbered (``numbers``: model -> number, listed in the report's key). Non-distilled figures
+    Points are numbered (``numbers``: model -> number, listed in the report's key) and coloured by family
+    (``colors``, from :func:`reports.style.family_colors`). Non-distilled figures
     (circles) and distilled ones (diamonds) have separate fronts (solid and dashed lines; front members
     outlined black); a ``†`` marks a published figure evaluated at another resolution than measured;
     hollow points are unstable timings; latency points carry their interval as error bars, and points
     whose intervals overlap are not ordered. Rows need ``distilled``, ``eval_mismatch``, ``stable``, ``tip``.
     """
-    xlabel, sense = PARETO_X[x]
     titles = Titles()
     fig, axes = _grid(len(panels))
-    iv = INTERVALS if x in INTERVALS else None
     for ax, panel in zip(axes, panels):
         d = data[data["panel"] == panel].dropna(subset=[x, "top1"])
         ax.set_title(panel, fontsize=10)
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(PARETO_X[x])
         ax.set_ylabel(f"top-1 (%) [{source}]")
         ax.grid(True, which="both", alpha=0.3)
         if d.empty:
             ax.text(0.5, 0.5, "no rows with both values", ha="center", va="center", transform=ax.transAxes)
             continue
-        on = pd.Series(False, index=d.index)
-        for dist, g in d.groupby(d["distilled"].fillna(False).astype(bool)):
-            m = pareto_mask(g, {"top1": "max", x: sense}, iv, PAIRED)
-            on[g.index] = m
-            front = g[m].sort_values(x)
+        on = on_front(d, x, distilled(d))
+        for dist, g in d.groupby(distilled(d)):
+            front = g[on[g.index]].sort_values(x)
             ax.plot(front[x], front["top1"], "--" if dist else "-", color="0.3", lw=1.2, zorder=1)
-        if iv:
+        if x in INTERVALS:
             lo, hi = d["err_lo"].fillna(d[x]), d["err_hi"].fillna(d[x])
             ax.errorbar(d[x], d["top1"], xerr=[np.clip(d[x] - lo, 0, None), np.clip(hi - d[x], 0, None)], fmt="none",
                         ecolor="0.45", elinewidth=1, capsize=2, zorder=2)
         for i, r in d.iterrows():
             dist = bool(r["distilled"]) if r["distilled"] == r["distilled"] and r["distilled"] is not None else False
-            _point(ax, titles, r[x], r["top1"], color_of(r["model"], r.get("family")), "D" if dist else "o",
+            _point(ax, titles, r[x], r["top1"], color_of(r["model"], r.get("family"), colors), "D" if dist else "o",
                    r.get("stable") is False, 120 if on[i] else 55, "black" if on[i] else "white",
                    r["tip"] + ("\nPareto-optimal" if on[i] else ""), 1.6 if on[i] else 0.6)
             label = f"{numbers.get(r['model'], '?')}" + ("*" if on[i] else "") + ("†" if r.get("eval_mismatch") else "")
             ax.annotate(label, (r[x], r["top1"]), fontsize=8, xytext=(5, 4), textcoords="offset points")
         _log_if_wide(ax, d[x], "x")
-    shown = sorted({family_of(m, f) for m, f in zip(data["model"], data["family"].fillna(""))})
-    handles = [plt.Line2D([], [], marker="o", ls="", color=FAMILY_COLORS[f], label=f) for f in shown]
+    shown = sorted({family_of(m, f) for m, f in zip(data["model"], data["family"])})
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[f], label=f) for f in shown]
     handles += [plt.Line2D([], [], marker="o", ls="-", color="0.3", mfc="white", mec="black", label="non-distilled front"),
                 plt.Line2D([], [], marker="D", ls="--", color="0.3", mfc="white", mec="black", label="distilled front"),
                 plt.Line2D([], [], marker="o", ls="", mfc="white", mec="0.3", mew=2, label="unstable (hollow)")]
@@ -152,8 +145,8 @@ def pareto_figure(data: pd.DataFrame, x: str, source: str, panels: list[str], nu
     return to_svg(fig, titles)
 
 
-def batch_figure(rows: pd.DataFrame, y: str, ylabel: str, tips: bool = True) -> str:
-    """``y`` against batch size, a line per model (family colour, member marker), a panel per
+def batch_figure(rows: pd.DataFrame, y: str, ylabel: str, colors: dict[str, str]) -> str:
+    """``y`` against batch size, a line per model (family colour from ``colors``, member marker), a panel per
     configuration (``panel``); error bars from ``err_lo``/``err_hi`` when present; unstable points hollow."""
     d = rows.dropna(subset=[y, "batch_size"])
     panels = sorted(d["panel"].unique())
@@ -168,7 +161,7 @@ def batch_figure(rows: pd.DataFrame, y: str, ylabel: str, tips: bool = True) -> 
                 **{y: (y, "median")}, lo=("err_lo" if has_err else y, "min"), hi=("err_hi" if has_err else y, "max"),
                 stable=("stable", lambda s: not (s == False).any()),  # noqa: E712
                 family=("family", "first"), tip=("tip", "first") if "tip" in p.columns else (y, "first"))
-            c = color_of(model, g["family"].iloc[0])
+            c = color_of(model, g["family"].iloc[0], colors)
             ax.plot(g["batch_size"], g[y], "-", color=c, lw=1.3, alpha=0.8, zorder=1)
             if has_err:
                 lo, hi = g["lo"].fillna(g[y]), g["hi"].fillna(g[y])
@@ -189,8 +182,10 @@ def batch_figure(rows: pd.DataFrame, y: str, ylabel: str, tips: bool = True) -> 
         ax.set_title(panel, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         _log_if_wide(ax, p[y], "y")
+    families = d.groupby("model")["family"].first()
     models = sorted(d["model"].unique())
-    handles = [plt.Line2D([], [], marker=markers[m], color=color_of(m), label=m) for m in models]
+    handles = [plt.Line2D([], [], marker=markers[m], color=color_of(m, families.get(m), colors), label=m)
+               for m in models]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), bbox_to_anchor=(0.5, -0.01),
                frameon=False, fontsize=8)
     nrows = -(-len(panels) // 2) if panels else 1

@@ -14,7 +14,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from reports.pareto import PAIRED, pair_group, pareto_mask
+from reports.fronts import on_front
+from reports.pareto import pair_group
 from reports.style import is_ablation
 from suites.core import published
 
@@ -129,6 +130,12 @@ def accuracy(df: pd.DataFrame, add_published: bool = True) -> pd.DataFrame:
         if extra:
             acc = pd.concat([acc, pd.DataFrame(extra, columns=cols)], ignore_index=True)
     return acc.sort_values(["top1_source", "model"], kind="stable").reset_index(drop=True)
+
+
+def default_source(acc: pd.DataFrame) -> str | None:
+    """The top-1 source of the default front: the published figures, else the first source; None without any."""
+    sources = list(acc["top1_source"].unique())
+    return PUBLISHED_SOURCE if PUBLISHED_SOURCE in sources else next(iter(sources), None)
 
 
 def _detail(source: str, ex: dict) -> str:
@@ -275,10 +282,7 @@ def ablations(perf: pd.DataFrame, acc: pd.DataFrame, base: str = "lsnet_t") -> p
     for src, g in acc[~acc["top1_source"].str.startswith("published")].groupby("top1_source"):
         col = f"top1 [{src}]"
         d = d.merge(g[["model", "top1"]].rename(columns={"top1": col}), on="model", how="left")
-        for _, c in d.groupby("config"):
-            on = pareto_mask(c, {col: "max", "latency_ms_p50": "min"}, {"latency_ms_p50": ("err_lo", "err_hi")},
-                             PAIRED)
-            d.loc[on[on].index, "front"] += f"{src} "
+        d.loc[on_front(d, "latency_ms_p50", "config", top1=col), "front"] += f"{src} "
     d["model"] = [m + (" *" if f else "") for m, f in zip(d["model"], d["front"])]
     d["front"] = d["front"].str.strip()
     return d.sort_values(["config", "model"], kind="stable").reset_index(drop=True)

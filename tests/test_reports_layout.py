@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import reports
-from reports import tables
+from reports import style, tables
 from reports.engine_tables import best_engine, engine_rankings, engine_speedups
 from reports.load import combine, load_run
 from reports.operators import conv_paths
+from reports.report import Report
 from reports.training import train_vs_inference
 from suites.core import published
 from suites.core.schema import ROW_COLUMNS
@@ -178,3 +179,23 @@ def test_engine_rankings_show_how_the_engine_reorders_models():
     assert r.loc["b", "rank · onnxruntime"] == 1 and r.loc["b", "rank shift"] == 1
     assert r.loc["c", "rank shift"] == 0 and r.loc["b", "p50 ms · onnxruntime"] == 2.0
     assert engine_rankings(sp.iloc[:0]).empty
+
+
+def test_families_missing_from_the_table_get_distinct_colours_in_sorted_order(tmp_path):
+    assert len(set(style.UNLISTED_COLORS)) == len(style.UNLISTED_COLORS)
+    assert set(style.UNLISTED_COLORS).isdisjoint(style.FAMILY_COLORS.values())
+    colors = style.family_colors(["zeta", "lsnet", "efficientformerv2", "alpha", "zeta"])
+    assert {f: colors[f] for f in style.FAMILY_COLORS} == style.FAMILY_COLORS   # listed families keep theirs
+    assert [colors[f] for f in ("alpha", "efficientformerv2", "zeta")] == list(style.UNLISTED_COLORS[:3])
+    assert style.family_colors(["efficientformerv2", "zeta", "alpha"]) == colors   # the rows' order does not matter
+    # the report takes the families from the rows: two unlisted ones are told apart in its figures
+    rows = [_row(suite="latency", model=m, family=f, batch_size=bs, latency_ms_p50=p50 * bs, latency_ms_p90=p50 * bs,
+                 engine="eager", dtype="float32", channels_last=False, stable=True)
+            for m, f, p50 in (("lsnet_t", "lsnet", 10.0), ("efficientformerv2_s0", "efficientformerv2", 9.0),
+                              ("newnet_a", "newnet", 8.0)) for bs in (1, 8)]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = Report([load_run(tmp_path)])
+    new = (report.colors["efficientformerv2"], report.colors["newnet"])
+    assert new == style.UNLISTED_COLORS[:2] and report.colors["lsnet"] == style.FAMILY_COLORS["lsnet"]
+    text = reports.render(tmp_path).read_text()
+    assert all(f"fill: {c}" in text for c in new)
