@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from reports.config import add_config
+from suites.core import resultfiles
 from suites.core.schema import NUMERIC_COLUMNS, ROW_COLUMNS, read_jsonl
 
 
@@ -85,6 +87,12 @@ def load_run(path: str | os.PathLike) -> Run:
     if not path.is_dir():
         raise ResultsError(f"results folder {path}: no such directory (expected results.csv/results.json from a run)")
     jpath, lpath, cpath = path / "results.json", path / "results.jsonl", path / "results.csv"
+    if not (path / resultfiles.LOCK_NAME).exists():    # a folder being written is read as it is
+        try:
+            for warning in resultfiles.repair(path):
+                print(warning, file=sys.stderr)
+        except OSError:                                  # a read-only folder is read as it is
+            pass
     try:
         return _read_run(path, jpath, lpath, cpath)
     except (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError, OSError) as e:

@@ -208,7 +208,8 @@ def pareto(report: Report) -> list[ParetoSource]:
 
 
 def batch(report: Report) -> list[Figure]:
-    """Latency, throughput and peak memory against batch size (a panel per configuration)."""
+    """Latency, throughput and peak memory against batch size (a panel per configuration); a figure only
+    where some model was measured at two batch sizes or more (a single batch size is no curve)."""
     ok = tables.ok_rows(report.df)
     ok = tables.spread(ok[ok["suite"].isin(tables.INFERENCE_SUITES)])
     ok["panel"] = ok["config"]
@@ -219,7 +220,7 @@ def batch(report: Report) -> list[Figure]:
         d = ok[ok["suite"] == suite].dropna(subset=[y, "batch_size"])
         if y != "latency_ms_p50":
             d = d.drop(columns=["err_lo", "err_hi"])
-        if not d.empty:
+        if not d.empty and (d.groupby(["panel", "model"])["batch_size"].nunique() > 1).any():
             figs.append(Figure(f"{label.split(' (')[0].capitalize()} vs batch size",
                                Markup(plots.batch_figure(d, y, label, report.colors))))
     return figs

@@ -18,6 +18,7 @@ from reports.fronts import on_front
 from reports.pareto import pair_group
 from reports.style import is_ablation
 from suites.core import published
+from suites.core.schema import reason_template
 
 PUBLISHED_SOURCE = "published:imagenet-1k"
 INFERENCE_SUITES = ("latency", "throughput", "memory")   # the suites whose figures form a model's performance
@@ -253,13 +254,15 @@ def op_shares(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose status is not ok, grouped by (status, reason): one row per distinct reason with the
-    count, the suites and the models (sorted), the batch sizes and the configurations."""
+    """Rows whose status is not ok, grouped by (status, reason): one row per distinct reason (reasons that
+    differ only in the model are one, the model written ``<model>``) with the count, the suites and the
+    models (sorted), the batch sizes and the configurations."""
     bad = df[df["status"] != "ok"].copy()
     cols = ["status", "error", "count", "suites", "models", "batch_sizes", "configs"]
     if bad.empty:
         return pd.DataFrame(columns=cols)
-    bad["error"] = bad["error"].fillna("(no reason recorded)").astype(str)
+    bad["error"] = [reason_template(str(e), str(m or "")) if isinstance(e, str) else "(no reason recorded)"
+                    for e, m in zip(bad["error"], bad["model"])]
 
     def join(v: pd.Series) -> str:
         vals = sorted({int(x) if isinstance(x, float) and x == x else x for x in v.dropna()}, key=str)

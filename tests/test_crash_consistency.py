@@ -146,3 +146,24 @@ def test_an_atomic_write_on_a_full_disk_leaves_no_temp_file(tmp_path, monkeypatc
         resultfiles.write_atomic(tmp_path / "env.json", '{"a": 1}')
     assert info.value.path == tmp_path / "env.json" and "no space left" in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["env.json"] and (tmp_path / "env.json").read_text() == "{}"
+
+
+def test_the_report_sets_a_torn_tail_aside_unless_a_run_holds_the_folder(tmp_path, capsys):
+    from reports.load import load_run
+    w = _written(tmp_path)
+    torn = w.jsonl_path.read_bytes() + b'{"run_id": "r", "suite": "fl'
+    (tmp_path / ".lock").write_text("{}")                    # a run is writing: read as it is
+    w.jsonl_path.write_bytes(torn)
+    assert len(load_run(tmp_path).rows) == 3 and w.jsonl_path.read_bytes() == torn
+    (tmp_path / ".lock").unlink()
+    capsys.readouterr()
+    assert len(load_run(tmp_path).rows) == 3
+    assert "results.jsonl.torn" in capsys.readouterr().err and (tmp_path / "results.jsonl.torn").is_file()
+    assert _jsonl_models(w.jsonl_path) == _csv_models(w.csv_path)
+
+
+def test_a_folder_with_results_csv_alone_keeps_every_row(tmp_path):
+    w = _written(tmp_path)
+    w.jsonl_path.unlink()
+    data = w.csv_path.read_bytes()
+    assert resultfiles.repair(tmp_path) == [] and w.csv_path.read_bytes() == data

@@ -199,3 +199,20 @@ def test_families_missing_from_the_table_get_distinct_colours_in_sorted_order(tm
     assert new == style.UNLISTED_COLORS[:2] and report.colors["lsnet"] == style.FAMILY_COLORS["lsnet"]
     text = reports.render(tmp_path).read_text()
     assert all(f"fill: {c}" in text for c in new)
+
+
+def test_one_batch_size_draws_no_batch_panel_and_reasons_group_by_model(tmp_path):
+    """A run at batch 1 only has no "vs batch size" figure; skip reasons that differ only in the model are
+    one failures row listing the models."""
+    rows = [_row(suite="latency", model=m, family=f, engine="eager", dtype="float32", batch_size=1,
+                 latency_ms_p50=lat, stable=True) for m, (f, lat) in MODELS.items()]
+    rows += [_row(suite="accuracy", model=m, family="mixer", engine="eager", dtype="float32", batch_size=64,
+                  status="skipped", error=f"no published ImageNet top-1 for {m!r} (models with one: lsnet_t)")
+             for m in ("lsnet_t_mixer_attn", "lsnet_t_mixer_dwconv3")]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = Path(reports.render(tmp_path)).read_text()
+    assert "Latency p50 vs batch size" not in text
+    fails = tables.failures(combine([load_run(tmp_path)]))
+    assert len(fails) == 1 and fails["count"][0] == 2
+    assert fails["error"][0] == "no published ImageNet top-1 for '<model>' (models with one: lsnet_t)"
+    assert fails["models"][0] == "lsnet_t_mixer_attn, lsnet_t_mixer_dwconv3"

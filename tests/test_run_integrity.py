@@ -191,6 +191,7 @@ def test_a_folder_without_a_plan_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     first = _flops_run(out)
     (out / "plan.json").unlink()             # as an older lsnet-bench wrote it
+    capsys.readouterr()
     for argv in (["resume", str(out)], ["--resume", str(out)]):
         assert run_bench.main(argv) == 2
         err = capsys.readouterr().err.strip()

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
+
+from suites.core.schema import MODEL_PLACEHOLDER, reason_template
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -43,7 +44,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         line = lines.setdefault(key, {"notes": []})
         if r.get("status") != "ok":
             reason = r.get("error") or "(no reason recorded)"
-            reason = generic_reason(reason, str(r.get("model")))
+            reason = reason_template(reason, str(r.get("model")))
             n = reasons.setdefault(reason, len(reasons) + 1)
             models_of.setdefault(reason, []).append(str(r.get("model")))
             line["notes"].append(f"{suite} {r.get('status')} [{n}]")
@@ -86,18 +87,9 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                       _fmt(m.get("gmacs"), 3), _fmt(m.get("top1")), ", ".join(dict.fromkeys(ln["notes"])) or "ok"))
     widths = [max(len(line[i]) for line in table) for i in range(len(head) - 1)]
     out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1] for line in table]
-    out += [f"[{n}] {reason}" + (f"; {MODEL}: {', '.join(dict.fromkeys(models_of[reason]))}" if MODEL in reason else "")
+    out += [f"[{n}] {reason}" + (f"; {MODEL_PLACEHOLDER}: {', '.join(dict.fromkeys(models_of[reason]))}" if MODEL_PLACEHOLDER in reason else "")
             for reason, n in reasons.items()]
     return "\n".join(out)
-
-
-MODEL = "<model>"
-
-
-def generic_reason(reason: str, model: str) -> str:
-    """``reason`` with the name of the row's model replaced by ``<model>`` (so that the same reason for
-    several models is one footnote)."""
-    return re.sub(rf"(?<![\w]){re.escape(model)}(?![\w])", MODEL, reason) if model else reason
 
 
 def drift_lines(drift: list[dict[str, Any]]) -> list[str]:

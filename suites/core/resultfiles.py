@@ -157,7 +157,11 @@ def repair(run_dir: Path) -> list[str]:
                 rows.append(json.loads(line))
             except ValueError:       # a line glued by an older writer: kept, counted, not readable
                 rows.append({})
-    if csv_path.is_file() or rows:
+    if not jsonl.is_file():          # a folder with results.csv alone (written elsewhere): only its torn tail
+        if csv_path.is_file():
+            ends = _csv_records(csv_path.read_bytes())
+            warnings.append(_set_aside(csv_path, ends[-1] if ends else 0))
+    elif csv_path.is_file() or rows:
         ends = _csv_records(csv_path.read_bytes()) if csv_path.is_file() else []
         if csv_path.is_file():       # the header, then one record per JSON line
             warnings.append(_set_aside(csv_path, ends[min(len(rows), len(ends) - 1)] if ends else 0))

@@ -26,6 +26,7 @@ Reports group rows by (suite, engine) first: figures of different suites or engi
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,15 @@ FINAL_STATUSES = STATUSES   # a row with one of these ends its cell (``--resume`
 OP_KINDS = ("conv", "ska", "attention", "norm", "elementwise", "other")
 # Precisions a cell can ask for (amp = autocast: float16 on CUDA, bfloat16 on CPU).
 DTYPES = ("float32", "float16", "bfloat16", "amp")
+
+
+MODEL_PLACEHOLDER = "<model>"
+
+
+def reason_template(reason: str, model: str) -> str:
+    """``reason`` with the name of its row's model replaced by ``<model>``: reasons that differ only in
+    the model are then one reason (grouped, with the models listed, by the console and the report)."""
+    return re.sub(rf"(?<![\w]){re.escape(model)}(?![\w])", MODEL_PLACEHOLDER, reason) if model else reason
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
