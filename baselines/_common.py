@@ -94,3 +94,14 @@ class NormPoolLinear(nn.Module):
         fc.bias.add_(self.fc.weight @ shift)
         fc.weight.mul_(scale[None, :])
         return PoolLinear(fc)
+
+
+class LayerScale2d(nn.Module):
+    """Per-channel learnable scale ``gamma`` of an NCHW branch (timm's name; folded into the conv before it)."""
+
+    def __init__(self, dim: int, init_value: float = 1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(init_value * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.view(1, -1, 1, 1)

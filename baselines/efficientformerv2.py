@@ -34,7 +34,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from baselines._common import load_pretrained, stride2
+from baselines._common import LayerScale2d, load_pretrained, stride2
 from lsnet.layers import _bn_scale_shift, Conv2d_BN, drop_path
 from lsnet.model import attention_bias_idxs
 
@@ -66,17 +66,6 @@ def _scaled(conv: nn.Conv2d, gamma: torch.Tensor) -> nn.Conv2d:
     conv.weight.mul_(gamma[:, None, None, None])
     conv.bias.mul_(gamma)
     return conv
-
-
-class LayerScale2d(nn.Module):
-    """Per-channel learnable scale of an NCHW map."""
-
-    def __init__(self, dim: int, init_value: float = 1e-5):
-        super().__init__()
-        self.gamma = nn.Parameter(init_value * torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma.view(1, -1, 1, 1)
 
 
 class Attention2d(nn.Module):

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import load_pretrained
+from baselines._common import LayerScale2d, load_pretrained
 from lsnet.layers import _bn_scale_shift, drop_path, make_divisible
 
 FAMILY = "mobilenetv4"
@@ -146,17 +146,6 @@ class ConvNormAct(nn.Module):
     def fuse(self) -> ConvNormAct:
         _fold_bn(self, "conv", "bn")
         return self
-
-
-class LayerScale2d(nn.Module):
-    """Per-channel scale ``gamma`` of an NCHW branch."""
-
-    def __init__(self, dim: int, init_value: float = 1e-5):
-        super().__init__()
-        self.gamma = nn.Parameter(init_value * torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma.view(1, -1, 1, 1)
 
 
 class ChannelAffine(nn.Module):
