@@ -87,7 +87,9 @@ def test_signal_keeps_rows_and_resume_finishes_the_sweep(tmp_path, signum, code)
 
 def test_second_writer_is_refused_and_stale_lock_taken_over(tmp_path, capsys):
     out = tmp_path / "run"
-    proc = _start(out)
+    # memory rows first, then an interleaved group that takes at least 3 cells x 5 s: the sweep is still
+    # running when the signal comes, however fast or loaded the machine
+    proc = _start(out, "--suite", "memory,latency", "--min-time", "5", "--max-time", "6")
     _wait_rows(out, 1, proc)
     assert run_bench.main(["--resume", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err

@@ -157,10 +157,8 @@ def repair(run_dir: Path) -> list[str]:
                 rows.append(json.loads(line))
             except ValueError:       # a line glued by an older writer: kept, counted, not readable
                 rows.append({})
-    if not jsonl.is_file():          # a folder with results.csv alone (written elsewhere): only its torn tail
-        if csv_path.is_file():
-            ends = _csv_records(csv_path.read_bytes())
-            warnings.append(_set_aside(csv_path, ends[-1] if ends else 0))
+    if not jsonl.is_file():          # results.csv alone was not written by a writer of this suite: as it is
+        pass
     elif csv_path.is_file() or rows:
         ends = _csv_records(csv_path.read_bytes()) if csv_path.is_file() else []
         if csv_path.is_file():       # the header, then one record per JSON line
