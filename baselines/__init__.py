@@ -1,7 +1,9 @@
 """Re-implemented comparison models, one module per family, plus token-mixer swaps on LSNet.
 
 ``MODELS`` maps each registered name to ``(family, build)``; ``build(num_classes=1000,
-img_size=224, **kw)`` returns an ``nn.Module`` whose inference form comes from ``lsnet.fuse``.
+img_size=224, **kw)`` (``img_size`` an int or an ``(H, W)`` pair) returns an ``nn.Module`` whose inference
+form comes from ``lsnet.fuse``. :mod:`baselines.dense` runs any of them (and LSNet) as a multi-scale backbone
+or a Semantic FPN segmenter.
 Families: :mod:`baselines.mixers` (LSNet-T with other token mixers), :mod:`baselines.repvit`,
 :mod:`baselines.efficientvit`, :mod:`baselines.starnet`, :mod:`baselines.shvit`,
 :mod:`baselines.fasternet`, :mod:`baselines.fastvit`. Each module exposes its own ``MODELS`` and ``CONFIGS`` (or
@@ -16,6 +18,7 @@ from torch import nn
 
 from baselines import efficientformerv2, efficientvit, fasternet, fastvit, mixers, mobilenetv4, repvit, shvit, starnet
 from baselines.checkpoint import load_checkpoint
+from baselines import dense  # noqa: E402 (backbones and Semantic FPN on the families above)
 
 FAMILY_MODULES = (mixers, repvit, efficientvit, starnet, shvit, fasternet, fastvit, efficientformerv2, mobilenetv4)
 
@@ -36,4 +39,4 @@ def create_model(name: str, num_classes: int = 1000, pretrained: str | None = No
     return MODELS[name][1](num_classes=num_classes, pretrained=pretrained, **kw)
 
 
-__all__ = ["FAMILY_MODULES", "MODELS", "create_model", "list_models", "load_checkpoint"]
+__all__ = ["FAMILY_MODULES", "MODELS", "create_model", "dense", "list_models", "load_checkpoint"]

@@ -6,11 +6,13 @@ import copy
 import torch
 from torch import nn
 
-from lsnet.layers import BN_Linear, _bn_scale_shift
+from lsnet.layers import BN_Linear, _bn_scale_shift, stride2_hw, to_hw  # noqa: F401 (to_hw re-exported)
 
 
-def stride2(r: int, times: int = 1) -> int:
-    """Output size after ``times`` 3x3 (or KxK, pad K//2) stride-2 convs on an ``r`` x ``r`` map."""
+def stride2(r: int | tuple[int, int], times: int = 1) -> int | tuple[int, int]:
+    """Output size after ``times`` 3x3 (or KxK, pad K//2) stride-2 convs on an ``r`` x ``r`` (or ``(H, W)``) map."""
+    if isinstance(r, tuple):
+        return stride2_hw(r, times)
     for _ in range(times):
         r = (r - 1) // 2 + 1
     return r

@@ -20,6 +20,15 @@ and followed by BN (eps 1e-5), GELU throughout:
   whose mean is the output (in training as well, as timm's default).
 The attention grids are bound to ``img_size`` (biases and index tables are built for it).
 
+Input size: ``img_size`` is an int or an ``(H, W)`` pair, and every attention builds its bias table for its
+rectangular grid as timm's ``efficientformer_v2`` does (``to_2tuple(resolution)``; offsets ``(|dy|, |dx|)``
+indexed ``|dy| * W + |dx|``, ``M = H * W``; the stride-2 queries of the downsampling attention sit at
+``(2i, 2j)``). A square ``img_size`` gives exactly the tables of the classification release. The official
+downstream code (snap-research/EfficientFormer ``detection``/``segmentation``) instead keeps the 224 tables
+(``attention_biases_seg``) and bicubically resizes the gathered ``(heads, N, N)`` bias to the actual attention
+size in every forward; this module builds the grid's table instead (same attention cost, no per-forward
+interpolation). The strided stage-3 attention needs an even stage-3 map on both axes.
+
 Counting: ``params_m`` and ``gmacs_224_fvcore`` are the unfused model's, distillation head included.
 ``lsnet.fuse`` folds every BN into its conv, the layer scales into the last conv of their branch, the
 query subsample into the local depthwise conv, and the final BN and both heads into one Linear.
@@ -35,7 +44,7 @@ import torch
 from torch import nn
 
 from baselines._common import LayerScale2d, load_pretrained, stride2
-from lsnet.layers import _bn_scale_shift, Conv2d_BN, drop_path
+from lsnet.layers import _bn_scale_shift, Conv2d_BN, drop_path, stride2_hw, to_hw
 from lsnet.model import attention_bias_idxs
 
 FAMILY = "efficientformerv2"
@@ -69,22 +78,23 @@ def _scaled(conv: nn.Conv2d, gamma: torch.Tensor) -> nn.Conv2d:
 
 
 class Attention2d(nn.Module):
-    """MHSA with talking heads, a relative-position bias and a local value conv, on an R x R grid.
+    """MHSA with talking heads, a relative-position bias and a local value conv, on an R x R (or ``(H, W)``) grid.
 
     With ``stride`` the keys, queries and values come from a stride-``stride`` depthwise conv+BN of
     the input and the output is upsampled bilinearly back to the input size.
     """
 
-    def __init__(self, dim: int, resolution: int, key_dim: int = 32, num_heads: int = 8, attn_ratio: int = 4,
-                 stride: int | None = None, act_layer: type[nn.Module] = nn.GELU):
+    def __init__(self, dim: int, resolution: int | tuple[int, int], key_dim: int = 32, num_heads: int = 8,
+                 attn_ratio: int = 4, stride: int | None = None, act_layer: type[nn.Module] = nn.GELU):
         super().__init__()
         self.num_heads, self.key_dim, self.scale = num_heads, key_dim, key_dim ** -0.5
-        self.in_resolution = resolution
+        resolution = self.in_resolution = to_hw(resolution, "resolution")
         if stride is not None:
-            if resolution % stride:
+            if resolution[0] % stride or resolution[1] % stride:
                 raise ValueError(f"EfficientFormerV2 strided attention needs a map size divisible by {stride}, "
-                                 f"got {resolution}; choose an img_size that gives an even stage-3 map")
-            resolution = math.ceil(resolution / stride)
+                                 f"got {resolution[0]}x{resolution[1]}; choose an img_size that gives an even "
+                                 f"stage-3 map on both axes")
+            resolution = (math.ceil(resolution[0] / stride), math.ceil(resolution[1] / stride))
             self.stride_conv = _conv_bn(dim, dim, 3, stride, groups=dim)
             self.upsample = nn.Upsample(scale_factor=stride, mode="bilinear")
         else:
@@ -106,12 +116,13 @@ class Attention2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        if (h, w) != (self.in_resolution, self.in_resolution):
-            raise ValueError(f"EfficientFormerV2 attention was built for a {self.in_resolution}x{self.in_resolution} "
-                             f"map but got {h}x{w}; create the model with the img_size you run it at")
+        if (h, w) != self.in_resolution:
+            raise ValueError(f"EfficientFormerV2 attention was built for a {self.in_resolution[0]}x"
+                             f"{self.in_resolution[1]} map but got {h}x{w} (tensor {tuple(x.shape)}); create the "
+                             f"model with the img_size (H, W) you run it at")
         if self.stride_conv is not None:
             x = self.stride_conv(x)
-        r, n = self.resolution, self.resolution ** 2
+        (rh, rw), n = self.resolution, self.resolution[0] * self.resolution[1]
         q = self.q(x).reshape(b, self.num_heads, -1, n).transpose(-2, -1)
         k = self.k(x).reshape(b, self.num_heads, -1, n)
         v = self.v(x)
@@ -119,7 +130,7 @@ class Attention2d(nn.Module):
         v = v.reshape(b, self.num_heads, -1, n).transpose(-2, -1)
         attn = (q @ k) * self.scale + self.attention_biases[:, self.attention_bias_idxs]
         attn = self.talking_head2(self.talking_head1(attn).softmax(dim=-1))
-        x = (attn @ v).transpose(-2, -1).reshape(b, self.dh, r, r) + v_local
+        x = (attn @ v).transpose(-2, -1).reshape(b, self.dh, rh, rw) + v_local
         if self.upsample is not None:
             x = self.upsample(x)
         return self.proj(self.act(x))
@@ -150,11 +161,12 @@ class LocalGlobalQuery(nn.Module):
 class Attention2dDownsample(nn.Module):
     """Attention downsampling: stride-2 local-global queries over full-resolution keys and values."""
 
-    def __init__(self, dim: int, out_dim: int, resolution: int, key_dim: int = 16, num_heads: int = 8,
-                 attn_ratio: int = 4, act_layer: type[nn.Module] = nn.GELU):
+    def __init__(self, dim: int, out_dim: int, resolution: int | tuple[int, int], key_dim: int = 16,
+                 num_heads: int = 8, attn_ratio: int = 4, act_layer: type[nn.Module] = nn.GELU):
         super().__init__()
         self.num_heads, self.key_dim, self.scale = num_heads, key_dim, key_dim ** -0.5
-        self.resolution, self.resolution2 = resolution, stride2(resolution)
+        self.resolution = to_hw(resolution, "resolution")
+        self.resolution2 = stride2_hw(self.resolution)
         self.dh = attn_ratio * key_dim * num_heads
         kh = key_dim * num_heads
         self.q = LocalGlobalQuery(dim, kh)
@@ -163,34 +175,36 @@ class Attention2dDownsample(nn.Module):
         self.v_local = _conv_bn(self.dh, self.dh, 3, 2, groups=self.dh)
         self.act = act_layer()
         self.proj = _conv_bn(self.dh, out_dim)
-        r = torch.arange(resolution)
-        k_pos = torch.stack((r.repeat_interleave(resolution), r.repeat(resolution)))
-        r2 = torch.arange(0, resolution, 2)
-        q_pos = torch.stack((r2.repeat_interleave(len(r2)), r2.repeat(len(r2))))
+        h, w = self.resolution
+        ys, xs = torch.arange(h), torch.arange(w)
+        k_pos = torch.stack((ys.repeat_interleave(w), xs.repeat(h)))
+        qy, qx = torch.arange(0, h, 2), torch.arange(0, w, 2)
+        q_pos = torch.stack((qy.repeat_interleave(len(qx)), qx.repeat(len(qy))))
         rel = (q_pos[:, :, None] - k_pos[:, None, :]).abs()
-        self.attention_biases = nn.Parameter(torch.zeros(num_heads, resolution * resolution))
-        self.register_buffer("attention_bias_idxs", rel[0] * resolution + rel[1], persistent=False)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, h * w))
+        self.register_buffer("attention_bias_idxs", rel[0] * w + rel[1], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        if (h, w) != (self.resolution, self.resolution):
-            raise ValueError(f"EfficientFormerV2 attention was built for a {self.resolution}x{self.resolution} "
-                             f"map but got {h}x{w}; create the model with the img_size you run it at")
-        n, r2 = self.resolution ** 2, self.resolution2
-        q = self.q(x).reshape(b, self.num_heads, -1, r2 * r2).transpose(-2, -1)
+        if (h, w) != self.resolution:
+            raise ValueError(f"EfficientFormerV2 attention was built for a {self.resolution[0]}x{self.resolution[1]} "
+                             f"map but got {h}x{w} (tensor {tuple(x.shape)}); create the model with the img_size "
+                             f"(H, W) you run it at")
+        n, (r2h, r2w) = h * w, self.resolution2
+        q = self.q(x).reshape(b, self.num_heads, -1, r2h * r2w).transpose(-2, -1)
         k = self.k(x).reshape(b, self.num_heads, -1, n)
         v = self.v(x)
         v_local = self.v_local(v)
         v = v.reshape(b, self.num_heads, -1, n).transpose(-2, -1)
         attn = ((q @ k) * self.scale + self.attention_biases[:, self.attention_bias_idxs]).softmax(dim=-1)
-        x = (attn @ v).transpose(-2, -1).reshape(b, self.dh, r2, r2) + v_local
+        x = (attn @ v).transpose(-2, -1).reshape(b, self.dh, r2h, r2w) + v_local
         return self.proj(self.act(x))
 
 
 class Downsample(nn.Module):
     """3x3 stride-2 conv+BN, plus (``use_attn``) the attention-downsampling branch."""
 
-    def __init__(self, in_chs: int, out_chs: int, resolution: int, use_attn: bool = False,
+    def __init__(self, in_chs: int, out_chs: int, resolution: int | tuple[int, int], use_attn: bool = False,
                  act_layer: type[nn.Module] = nn.GELU):
         super().__init__()
         self.conv = _conv_bn(in_chs, out_chs, 3, 2)
@@ -217,7 +231,8 @@ class ConvMlp(nn.Module):
 class EfficientFormerV2Block(nn.Module):
     """Optional ``x + ls1 * attention(x)``, then ``x + ls2 * FFN(x)`` (stochastic depth on both)."""
 
-    def __init__(self, dim: int, mlp_ratio: float, resolution: int, use_attn: bool, stride: int | None = None,
+    def __init__(self, dim: int, mlp_ratio: float, resolution: int | tuple[int, int], use_attn: bool,
+                 stride: int | None = None,
                  drop: float = 0.0, layer_scale_init_value: float = 1e-5, act_layer: type[nn.Module] = nn.GELU):
         super().__init__()
         if use_attn:
@@ -250,7 +265,8 @@ class EfficientFormerV2(nn.Module):
     """EfficientFormerV2 backbone and (distillation) classifier, built for ``img_size``."""
 
     def __init__(self, depths: tuple[int, ...], embed_dims: tuple[int, ...],
-                 mlp_ratios: tuple[float | tuple[float, ...], ...], num_vit: int, img_size: int = 224,
+                 mlp_ratios: tuple[float | tuple[float, ...], ...], num_vit: int,
+                 img_size: int | tuple[int, int] = 224,
                  in_chans: int = 3, num_classes: int = 1000, distillation: bool = True,
                  drop_path_rate: float = 0.0, layer_scale_init_value: float = 1e-5,
                  act_layer: type[nn.Module] = nn.GELU):
@@ -259,7 +275,7 @@ class EfficientFormerV2(nn.Module):
         self.stem = nn.Sequential()
         self.stem.add_module("conv1", ConvNormAct(in_chans, d0 // 2, 3, 2, act_layer=act_layer))
         self.stem.add_module("conv2", ConvNormAct(d0 // 2, d0, 3, 2, act_layer=act_layer))
-        resolution = stride2(img_size, 2)
+        resolution = stride2(to_hw(img_size), 2)
         drops = iter(torch.linspace(0, drop_path_rate, sum(depths)).tolist())
         self.stages = nn.Sequential()
         prev = d0
@@ -330,9 +346,9 @@ CONFIGS = {
 }
 
 
-def build(name: str, num_classes: int = 1000, img_size: int = 224, distillation: bool = True,
+def build(name: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, distillation: bool = True,
           drop_path_rate: float = 0.0, pretrained: str | None = None) -> EfficientFormerV2:
-    """EfficientFormerV2 variant ``name``; its attention is built for ``img_size``."""
+    """EfficientFormerV2 variant ``name``; its attention is built for ``img_size`` (an int or an ``(H, W)`` pair)."""
     c = CONFIGS[name]
     model = EfficientFormerV2(c.depths, c.embed_dims, c.mlp_ratios, c.num_vit, img_size, num_classes=num_classes,
                               distillation=distillation, drop_path_rate=drop_path_rate)

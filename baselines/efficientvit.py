@@ -23,6 +23,14 @@ counts each BatchNorm as one MAC per element). Attention biases are built for th
 (``min(window, resolution)``), so a model built for a smaller ``img_size`` has the same
 parameters whenever its stage resolutions are at least the window. ``lsnet.fuse`` folds every BN
 and the residual depthwise convs.
+
+Input size: ``img_size`` is an int or an ``(H, W)`` pair. Each attention is built for its stage's ``h x w``
+map; the window is ``(min(window, h), min(window, w))`` per axis and the bias table is built for that
+(possibly rectangular) window (LeViT offsets, ``M = wh * ww``): the official rule ``min(window_resolution,
+resolution)`` of the classification and downstream (detection) code, per axis. For a square ``img_size`` it
+is exactly the official table; maps at least 7 on each side (every stage at 800x1333 and 512x512) get the
+official 7x7 window and its 49-entry table, as the downstream code uses with the 224 checkpoint's biases
+unchanged. A map larger than the window is zero-padded to whole windows, as the official code does.
 """
 from __future__ import annotations
 
@@ -36,14 +44,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._common import load_pretrained, stride2
-from lsnet.layers import FFN, BN_Linear, Conv2d_BN, Residual, SqueezeExcite
+from lsnet.layers import FFN, BN_Linear, Conv2d_BN, Residual, SqueezeExcite, to_hw
 from lsnet.model import attention_bias_idxs
 
 
 class CascadedGroupAttention(nn.Module):
-    """Cascaded group attention over a ``resolution`` x ``resolution`` grid (one window)."""
+    """Cascaded group attention over a ``resolution`` x ``resolution`` (or ``(H, W)``) grid (one window)."""
 
-    def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int,
+    def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int | tuple[int, int],
                  kernels: tuple[int, ...]):
         super().__init__()
         self.num_heads, self.key_dim, self.scale = num_heads, key_dim, key_dim ** -0.5
@@ -75,30 +83,33 @@ class CascadedGroupAttention(nn.Module):
 
 
 class LocalWindowAttention(nn.Module):
-    """CGA applied in non-overlapping ``window`` x ``window`` windows (zero-padded at the border)."""
+    """CGA applied in non-overlapping windows (zero-padded at the border) on a ``resolution`` (int or ``(H, W)``)
+    map; the window is ``min(window, H) x min(window, W)``."""
 
-    def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int,
+    def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int | tuple[int, int],
                  window: int, kernels: tuple[int, ...]):
         super().__init__()
-        self.resolution, self.window = resolution, window
-        self.attn = CascadedGroupAttention(dim, key_dim, num_heads, attn_ratio, min(window, resolution), kernels)
+        self.resolution, self.window = to_hw(resolution, "resolution"), window
+        self.window_hw = (min(window, self.resolution[0]), min(window, self.resolution[1]))
+        self.attn = CascadedGroupAttention(dim, key_dim, num_heads, attn_ratio, self.window_hw, kernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        if (h, w) != (self.resolution, self.resolution):
-            raise ValueError(f"EfficientViT attention was built for a {self.resolution}x{self.resolution} map "
-                             f"but got {h}x{w}; create the model with the img_size you run it at")
-        ws = self.window
-        if h <= ws and w <= ws:
+        if (h, w) != self.resolution:
+            raise ValueError(f"EfficientViT attention was built for a {self.resolution[0]}x{self.resolution[1]} map "
+                             f"but got {h}x{w} (tensor {tuple(x.shape)}); create the model with the img_size (H, W) "
+                             f"you run it at")
+        wh, ww = self.window_hw
+        if h <= wh and w <= ww:
             return self.attn(x)
         x = x.permute(0, 2, 3, 1)
-        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
+        pad_b, pad_r = (wh - h % wh) % wh, (ww - w % ww) % ww
         x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         ph, pw = h + pad_b, w + pad_r
-        nh, nw = ph // ws, pw // ws
-        x = x.view(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws, ws, c).permute(0, 3, 1, 2)
+        nh, nw = ph // wh, pw // ww
+        x = x.view(b, nh, wh, nw, ww, c).transpose(2, 3).reshape(b * nh * nw, wh, ww, c).permute(0, 3, 1, 2)
         x = self.attn(x)
-        x = x.permute(0, 2, 3, 1).reshape(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, pw, c)
+        x = x.permute(0, 2, 3, 1).reshape(b, nh, nw, wh, ww, c).transpose(2, 3).reshape(b, ph, pw, c)
         return x[:, :h, :w].permute(0, 3, 1, 2).contiguous()
 
 
@@ -111,7 +122,7 @@ def dw_ffn(dim: int, drop: float = 0.0) -> nn.Sequential:
 class EfficientViTBlock(nn.Module):
     """Sandwich block: residual dw, FFN, local-window CGA, dw, FFN."""
 
-    def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int,
+    def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int | tuple[int, int],
                  window: int, kernels: tuple[int, ...], drop: float = 0.0):
         super().__init__()
         self.dw0 = Residual(Conv2d_BN(dim, dim, 3, 1, 1, groups=dim, bn_weight_init=0.0), drop)
@@ -144,14 +155,16 @@ class PatchMerging(nn.Module):
 class EfficientViT(nn.Module):
     """EfficientViT (MSRA) backbone and BN+Linear classifier."""
 
-    def __init__(self, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000,
+    def __init__(self, img_size: int | tuple[int, int] = 224, in_chans: int = 3, num_classes: int = 1000,
                  embed_dim: tuple[int, ...] = (64, 128, 192), key_dim: tuple[int, ...] = (16, 16, 16),
                  depth: tuple[int, ...] = (1, 2, 3), num_heads: tuple[int, ...] = (4, 4, 4),
                  window_size: tuple[int, ...] = (7, 7, 7), kernels: tuple[int, ...] = (5, 5, 5, 5),
                  drop_path_rate: float = 0.0):
         super().__init__()
-        if img_size < 16:
-            raise ValueError(f"img_size must be at least 16 (patch stride 16), got {img_size}")
+        hw = to_hw(img_size)
+        if min(hw) < 16:
+            raise ValueError(f"img_size must be at least 16 on each side (patch stride 16), got "
+                             f"{img_size if isinstance(img_size, int) else f'{hw[0]}x{hw[1]}'}")
         d0 = embed_dim[0]
         chs = (in_chans, d0 // 8, d0 // 4, d0 // 2, d0)
         self.patch_embed = nn.Sequential()
@@ -159,7 +172,7 @@ class EfficientViT(nn.Module):
             if i:
                 self.patch_embed.add_module(f"relu{i}", nn.ReLU())
             self.patch_embed.add_module(f"conv{i + 1}", Conv2d_BN(chs[i], chs[i + 1], 3, 2, 1))
-        resolution = stride2(img_size, 4)
+        resolution = stride2(hw, 4)
         drops = iter(torch.linspace(0, drop_path_rate, sum(depth)).tolist())
         self.stages = nn.Sequential()
         prev = d0
@@ -205,9 +218,9 @@ CONFIGS = {
 FAMILY = "efficientvit"
 
 
-def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rate: float = 0.0,
+def build(name: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, drop_path_rate: float = 0.0,
           pretrained: str | None = None) -> EfficientViT:
-    """EfficientViT variant ``name``; attention is built for ``img_size``."""
+    """EfficientViT variant ``name``; attention is built for ``img_size`` (an int or an ``(H, W)`` pair)."""
     c = CONFIGS[name]
     model = EfficientViT(img_size, num_classes=num_classes, embed_dim=c.embed_dim, key_dim=c.key_dim, depth=c.depth,
                          num_heads=c.num_heads, window_size=c.window_size, kernels=c.kernels,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import load_pretrained
+from baselines._common import load_pretrained, to_hw
 from lsnet.layers import Conv2d_BN, Residual
 
 FAMILY = "fasternet"
@@ -100,9 +100,10 @@ CONFIGS = {
 }
 
 
-def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rate: float = 0.0,
+def build(name: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, drop_path_rate: float = 0.0,
           pretrained: str | None = None) -> FasterNet:
     """FasterNet variant ``name`` (fully convolutional: ``img_size`` is accepted for the common signature)."""
+    to_hw(img_size)  # an int or an (H, W) pair; any size runs
     c = CONFIGS[name]
     model = FasterNet(c.embed_dim, c.depth, act_layer=c.act_layer, num_classes=num_classes,
                       drop_path_rate=drop_path_rate)

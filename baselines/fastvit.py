@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import PoolLinear, load_pretrained
+from baselines._common import PoolLinear, load_pretrained, to_hw
 from lsnet.layers import Conv2d_BN, SqueezeExcite, _bn_scale_shift
 
 FAMILY = "fastvit"
@@ -253,9 +253,10 @@ CONFIGS = {
 }
 
 
-def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rate: float = 0.0,
+def build(name: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, drop_path_rate: float = 0.0,
           pretrained: str | None = None) -> FastViT:
     """FastViT variant ``name`` (fully convolutional: ``img_size`` is accepted for the common signature)."""
+    to_hw(img_size)  # an int or an (H, W) pair; any size runs
     c = CONFIGS[name]
     model = FastViT(c.layers, c.embed_dims, c.mlp_ratio, num_classes=num_classes, drop_path_rate=drop_path_rate)
     return load_pretrained(model, pretrained)

@@ -8,7 +8,8 @@ FFNs, downsamples, the stage-4 attention and the head are untouched:
 
 - ``lsnet_t_mixer_attn``: ``Residual(Attention)``, LeViT-style multi-head self-attention with 3
   heads (key dim 16, value dim ``d / 3``) and a position bias for the stage's resolution, exactly
-  the mixer LSNet uses in stage 4.
+  the mixer LSNet uses in stage 4 (built for the stage's ``h x w`` grid when ``img_size`` is an ``(H, W)``
+  pair: see :mod:`lsnet.model`).
 - ``lsnet_t_mixer_dwconv{3,7}``: ``Residual(Conv2d_BN depthwise KxK)``, a static depthwise conv
   with BN and the same residual as LS conv.
 - ``lsnet_t_mixer_ls_k{KL}{KS}``: LS conv with large kernel KL (LKP) and small kernel KS (SKA);
@@ -64,7 +65,7 @@ MIXERS: dict[str, MixerFactory] = {
 }
 
 
-def build(mixer: str, num_classes: int = 1000, img_size: int = 224, **kw) -> LSNet:
+def build(mixer: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, **kw) -> LSNet:
     """``lsnet_t`` with token mixer ``mixer`` (a key of :data:`MIXERS`) in stages 1-3."""
     return create_model(BASE, num_classes=num_classes, img_size=img_size, mixer=MIXERS[mixer], **kw)
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import LayerScale2d, load_pretrained
+from baselines._common import LayerScale2d, load_pretrained, to_hw
 from lsnet.layers import _bn_scale_shift, drop_path, make_divisible
 
 FAMILY = "mobilenetv4"
@@ -380,10 +380,11 @@ CONFIGS = {
 }
 
 
-def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rate: float = 0.0,
+def build(name: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, drop_path_rate: float = 0.0,
           pretrained: str | None = None) -> MobileNetV4:
     """MobileNetV4 variant ``name`` (fully convolutional, global attention: ``img_size`` is accepted for
     the common signature)."""
+    to_hw(img_size)  # an int or an (H, W) pair; any size runs
     cfg = CONFIGS[name]
     model = MobileNetV4(cfg.stages, layer_scale=cfg.layer_scale, num_classes=num_classes,
                         drop_path_rate=drop_path_rate)

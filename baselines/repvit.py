@@ -30,7 +30,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from baselines._common import DistillHead, load_pretrained
+from baselines._common import DistillHead, load_pretrained, to_hw
 from lsnet.layers import Conv2d_BN, drop_path, RepVGGDW, SqueezeExcite
 
 FAMILY = "repvit"
@@ -149,9 +149,10 @@ CONFIGS = {
 }
 
 
-def build(name: str, num_classes: int = 1000, img_size: int = 224, distillation: bool = True,
+def build(name: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, distillation: bool = True,
           drop_path_rate: float = 0.0, pretrained: str | None = None) -> RepViT:
     """RepViT variant ``name`` (fully convolutional: ``img_size`` is accepted for the common signature)."""
+    to_hw(img_size)  # an int or an (H, W) pair; any size runs
     cfg = CONFIGS[name]
     model = RepViT(cfg.embed_dim, cfg.depth, num_classes=num_classes, distillation=distillation,
                    drop_path_rate=drop_path_rate)

@@ -25,7 +25,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from baselines._common import NormPoolLinear, load_pretrained
+from baselines._common import NormPoolLinear, load_pretrained, to_hw
 from lsnet.layers import Conv2d_BN
 
 FAMILY = "starnet"
@@ -95,9 +95,10 @@ CONFIGS = {
 }
 
 
-def build(name: str, num_classes: int = 1000, img_size: int = 224, drop_path_rate: float = 0.0,
+def build(name: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, drop_path_rate: float = 0.0,
           pretrained: str | None = None) -> StarNet:
     """StarNet variant ``name`` (fully convolutional: ``img_size`` is accepted for the common signature)."""
+    to_hw(img_size)  # an int or an (H, W) pair; any size runs
     c = CONFIGS[name]
     model = StarNet(c.base_dim, c.depth, c.mlp_ratio, num_classes=num_classes, drop_path_rate=drop_path_rate)
     return load_pretrained(model, pretrained)

@@ -164,6 +164,30 @@ class FFN(nn.Module):
         return self.pw2(self.act(self.pw1(x)))
 
 
+def to_hw(img_size: int | tuple[int, int] | list[int], what: str = "img_size") -> tuple[int, int]:
+    """``img_size`` as an ``(H, W)`` pair: an int ``n`` is ``(n, n)``; a pair of positive ints is kept."""
+    if isinstance(img_size, bool):
+        raise ValueError(f"{what} must be an int or an (H, W) pair of ints, got {img_size!r}")
+    if isinstance(img_size, int):
+        hw = (img_size, img_size)
+    elif isinstance(img_size, (tuple, list, torch.Size)) and len(img_size) == 2 \
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in img_size):
+        hw = (int(img_size[0]), int(img_size[1]))
+    else:
+        raise ValueError(f"{what} must be an int or an (H, W) pair of ints, got {img_size!r}")
+    if min(hw) < 1:
+        raise ValueError(f"{what} must be positive, got {hw[0]}x{hw[1]}")
+    return hw
+
+
+def stride2_hw(hw: tuple[int, int], times: int = 1) -> tuple[int, int]:
+    """``(H, W)`` after ``times`` KxK stride-2 convs padded K // 2 (each side ``(n - 1) // 2 + 1``)."""
+    h, w = hw
+    for _ in range(times):
+        h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    return h, w
+
+
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
     """Round ``v`` to a multiple of ``divisor`` without going below ``round_limit * v`` (timm rule)."""
     min_value = min_value or divisor
