@@ -25,6 +25,8 @@ from lsnet.checkpoint import read_state_dict
 def from_timm(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``sd`` (timm's key names) in ``model``'s own names: its family's ``TIMM_RENAMES`` applied to every key."""
     rules = getattr(sys.modules.get(type(model).__module__), "TIMM_RENAMES", ())
+    if rules and set(sd) == set(model.state_dict()):
+        return dict(sd)     # already in the model's own names (a state dict this project saved, e.g. the proxy task's)
     out = {}
     for key, value in sd.items():
         for pattern, replacement in rules:

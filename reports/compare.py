@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from suites.core.schema import DEFAULT_TASK
+
 CROSS_RUN = ("runs A and B were measured in different runs: no paired rounds; the interval uses the spread "
              "between runs")
-KEY = ["suite", "engine", "device_name", "dtype", "channels_last", "compile", "fused", "batch_size", "resolution"]
+KEY = ["suite", "engine", "device_name", "dtype", "channels_last", "compile", "fused", "batch_size", "resolution",
+       "task"]
 
 
 def ratio_interval(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
@@ -50,6 +53,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, a_name: str = "A", b_name: str = "
     it): the ratio B/A, its interval, ``basis`` (``paired`` or ``latency intervals``) and the verdict."""
     def ok(df: pd.DataFrame) -> pd.DataFrame:
         df = df[(df["status"] == "ok") & df["latency_ms_p50"].notna() & (df["suite"] == "latency")]
+        task = df["task"].fillna(DEFAULT_TASK) if "task" in df else DEFAULT_TASK   # rows of before tasks: classify
+        df = df.assign(task=task)
         return df.drop_duplicates(subset=KEY + ["model"], keep="last")
     a, b = ok(a), ok(b)
     same_models = set(a["model"]) & set(b["model"])

@@ -12,10 +12,12 @@ import re
 
 import pandas as pd
 
+from suites.core.schema import DEFAULT_TASK, resolution_text
+
 ENGINE_NAMES = {"eager": "PyTorch eager", "compile": "torch.compile", "onnxruntime": "ONNX Runtime",
                 "openvino": "OpenVINO", "tensorrt": "TensorRT"}
 CONFIG_COLUMNS = ("host", "engine", "device", "device_name", "threads", "dtype", "channels_last", "compile",
-                  "resolution")
+                  "resolution", "task")
 
 
 def engine_name(engine: str | None) -> str:
@@ -45,9 +47,15 @@ def describe(r: pd.Series | dict) -> str:
              "NHWC (channels_last)" if _flag(r.get("channels_last")) else "NCHW"]
     if _flag(r.get("compile")) and r.get("engine") != "compile":
         parts.append("compiled")
-    res = r.get("resolution")
-    if res is not None and res == res and int(res) != 224:
-        parts.append(f"{int(res)} px")
+    try:
+        res = resolution_text(r.get("resolution"))
+    except ValueError:
+        res = None
+    if res is not None and res != "224":
+        parts.append(f"{res} px")
+    task = r.get("task")
+    if isinstance(task, str) and task and task != DEFAULT_TASK:
+        parts.append(task)
     return " · ".join(parts)
 
 

@@ -9,19 +9,29 @@ import pandas as pd
 
 from reports import tables
 from reports.htmltable import cell_text
+from suites.core.schema import resolution_text
+
+
+def _res(v: Any) -> str | None:
+    """A resolution as the schema writes it (``224``, ``800x1333``); None when blank or unreadable."""
+    try:
+        return resolution_text(v)
+    except ValueError:
+        return None
 
 
 def evaluated_elsewhere(eval_px: Any, resolution: Any) -> bool:
-    """True where a top-1 was evaluated at another resolution than the one measured (both known)."""
-    return (eval_px is not None and eval_px == eval_px and resolution is not None and resolution == resolution
-            and int(eval_px) != int(resolution))
+    """True where a top-1 was evaluated at another resolution than the one measured (both known; either may
+    be a number or ``HxW`` text)."""
+    a, b = _res(eval_px), _res(resolution)
+    return a is not None and b is not None and a != b
 
 
 def accuracy_marks(a: pd.Series, resolution: Any) -> str:
     """`` (d)`` for a distilled figure, `` †256px`` when evaluated at another resolution than ``resolution``."""
     text = " (d)" if pd.notna(a.get("distilled")) and bool(a.get("distilled")) else ""
     if evaluated_elsewhere(a.get("eval_px"), resolution):
-        text += f" †{int(a.get('eval_px'))}px"
+        text += f" †{_res(a.get('eval_px'))}px"
     return text
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from reports.config import add_config
 from suites.core import resultfiles
-from suites.core.schema import NUMERIC_COLUMNS, ROW_COLUMNS, read_jsonl
+from suites.core.schema import DEFAULT_TASK, NUMERIC_COLUMNS, ROW_COLUMNS, read_jsonl, resolution_text
 
 
 class ResultsError(ValueError):
@@ -80,6 +80,20 @@ def _bool(v: Any) -> bool | None:
     return None
 
 
+def _task(v: Any) -> str:
+    """A row's task; blank (older rows) is classify."""
+    return str(v) if isinstance(v, str) and v.strip() else DEFAULT_TASK
+
+
+def _resolution(v: Any) -> str | None:
+    """A row's resolution as text (``"224"``, ``"800x1333"``), whatever form the file holds (a number in
+    older folders and in a CSV read as numbers); None when blank or unreadable."""
+    try:
+        return resolution_text(v)
+    except ValueError:
+        return None
+
+
 def load_run(path: str | os.PathLike) -> Run:
     """Read a results folder: results.jsonl rows (with ``extra``), else results.json, else results.csv.
     Unreadable files raise :class:`ResultsError` naming the folder."""
@@ -127,6 +141,8 @@ def _read_run(path: Path, jpath: Path, lpath: Path, cpath: Path) -> Run:
                 "engine", "host"):
         df[col] = df[col].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     df["status"] = df["status"].fillna("ok")
+    df["task"] = df["task"].map(_task)                 # rows from before tasks existed are classify
+    df["resolution"] = df["resolution"].map(_resolution)   # "224" / "800x1333", as the schema writes it
     df["dtype"] = df["dtype"].fillna("float32")
     df["engine"] = df["engine"].fillna("eager")
     df["stable"] = df["stable"].map(_bool)

@@ -12,6 +12,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from reports import dense as dense_section
+from reports import int8 as int8_section
 from reports import sections
 from reports.load import Run, load_run
 from reports.report import Report
@@ -40,6 +42,8 @@ class Page:
     accuracy: Markup
     failures: Markup | None
     runs: list[sections.RunEntry]
+    dense: dense_section.Dense | None = None     # features/segment rows beside published downstream figures
+    int8: int8_section.Int8 | None = None        # int8 against float32: speed-up and accuracy change
 
 
 def page(report: Report, title: str | None = None) -> Page:
@@ -51,7 +55,9 @@ def page(report: Report, title: str | None = None) -> Page:
                 batch=sections.batch(report), drift=sections.drift(report), engines=sections.engines(report),
                 ablations=sections.ablations(report), operators=sections.operators(report),
                 training=sections.training(report), roofline=sections.roofline(report),
-                accuracy=sections.accuracy(report), failures=sections.failures(report), runs=sections.runs(report))
+                accuracy=sections.accuracy(report), failures=sections.failures(report), runs=sections.runs(report),
+                dense=dense_section.section(report.dense, report.colors),
+                int8=int8_section.section(report.df, report.colors))
 
 
 def build_html(runs: list[Run], title: str | None = None, reference: str = DEFAULT_REFERENCE) -> str:

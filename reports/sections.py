@@ -100,8 +100,8 @@ def run_label(run: Run) -> str:
 
 
 def header(report: Report) -> Header:
-    """The hosts, the configurations measured and why any folder is partial."""
-    df = report.df
+    """The hosts, the configurations measured (every task's) and why any folder is partial."""
+    df = report.all_df
     return Header(hosts=sorted(set(df["host"].dropna())),
                   configs=sorted(set(df.loc[~df["suite"].isin(DEVICE_FREE_SUITES), "config"].dropna())),
                   partial=[f"{run_label(r)}: {why}" for r in report.runs if (why := r.partial)])
@@ -184,7 +184,7 @@ def pareto(report: Report) -> list[ParetoSource]:
     out = []
     for source, a in report.acc.groupby("top1_source", sort=True):
         a = a[~a["model"].map(is_ablation)][["model", "top1", "top1_source", "distilled", "eval_px"]]
-        d = report.perf.merge(a, on="model")
+        d = report.perf[report.perf["dtype"] != "int8"].merge(a, on="model")   # int8 points: reports.int8's fronts
         figs, fronts = [], {}
         if not d.empty:
             d = _pareto_points(report, d)
@@ -322,7 +322,7 @@ def accuracy(report: Report) -> Markup:
 
 def failures(report: Report) -> Markup | None:
     """The failed or skipped cells, one row per distinct reason."""
-    fails = tables.failures(report.df)
+    fails = tables.failures(report.all_df)     # every task's
     return html_table(fails.astype(object)) if len(fails) else None
 
 

@@ -18,7 +18,7 @@ from reports.fronts import on_front
 from reports.pareto import pair_group
 from reports.style import is_ablation
 from suites.core import published
-from suites.core.schema import reason_template
+from suites.core.schema import reason_template, resolution_text
 
 PUBLISHED_SOURCE = "published:imagenet-1k"
 INFERENCE_SUITES = ("latency", "throughput", "memory")   # the suites whose figures form a model's performance
@@ -114,8 +114,7 @@ def accuracy(df: pd.DataFrame, add_published: bool = True) -> pd.DataFrame:
         recs.append({"model": r["model"], "top1_source": src, "top1": r["top1"], "top5": ex.get("top5"),
                      "detail": _detail(src, ex), "distilled": pub.distilled if pub else (None if src.startswith(
                          "published") else False),
-                     "eval_px": pub.eval_img_size if pub else (r["resolution"] if r["resolution"] == r["resolution"]
-                                                               else None)})
+                     "eval_px": pub.eval_img_size if pub else _px(r["resolution"])})
     cols = ["model", "top1_source", "top1", "top5", "detail", "distilled", "eval_px"]
     acc = pd.DataFrame(recs, columns=cols)
     acc = acc.drop_duplicates(subset=["model", "top1_source"], keep="last")
@@ -131,6 +130,15 @@ def accuracy(df: pd.DataFrame, add_published: bool = True) -> pd.DataFrame:
         if extra:
             acc = pd.concat([acc, pd.DataFrame(extra, columns=cols)], ignore_index=True)
     return acc.sort_values(["top1_source", "model"], kind="stable").reset_index(drop=True)
+
+
+def _px(resolution) -> int | str | None:
+    """A measured resolution as ``eval_px``: the side of a square input, else its ``HxW`` text."""
+    try:
+        text = resolution_text(resolution)
+    except ValueError:
+        return None
+    return int(text) if text is not None and "x" not in text else text
 
 
 def default_source(acc: pd.DataFrame) -> str | None:

@@ -131,8 +131,14 @@ def skip_reason(cell: Cell) -> str | None:
         stem = cell.model.replace(":", "_").replace("/", "_")
         return (f"no checkpoint for {cell.model} in {opts.checkpoint_dir} (looked for "
                 f"{', '.join(stem + s for s in CHECKPOINT_SUFFIXES)})")
-    if opts.source != "imagefolder" and cell.engine != "eager":
-        return f"{opts.source} accuracy does not depend on the engine; it is measured with --engine eager"
+    if opts.source == "imagefolder" and cell.hw[0] != cell.hw[1]:
+        return (f"the ImageNet evaluation (resize, centre crop) is square; --resolution {cell.resolution_text} is not "
+                "(give one size, e.g. --resolution 224)")
+    if cell.dtype == "int8" and opts.source == "published":
+        return "published top-1 is a float figure; int8 top-1 is measured with --dataset proxy or --data DIR"
+    if opts.source != "imagefolder" and cell.engine != "eager" and not (opts.source == "proxy" and cell.dtype == "int8"):
+        return (f"{opts.source} accuracy does not depend on the engine; it is measured with --engine eager"
+                + (" (or --dtype int8 through onnxruntime/openvino)" if opts.source == "proxy" else ""))
     if opts.source == "published":
         from suites.core import published
         if published.lookup(cell.model, opts.tag) is None:   # not a failure: e.g. the mixer variants
@@ -160,6 +166,8 @@ def _proxy(cell: Cell, ctx: Context) -> dict[str, Any]:
     from suites.core import proxy_task
     o = cell.opts
     cfg = proxy_task.ProxyConfig.from_options({k: v for k, v in dataclasses.asdict(o).items() if k.startswith("proxy_")})
+    if cell.dtype == "int8":
+        return _proxy_int8(cell, ctx, cfg)
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
     model = zoo.create(cell.model, num_classes=proxy_task.N_CLASSES, img_size=cfg.img_size)
     params = _params_m(model)
@@ -170,6 +178,48 @@ def _proxy(cell: Cell, ctx: Context) -> dict[str, Any]:
              "n_images": cfg.n_test, "gen_s": res["gen_s"], "eval_s": res["eval_s"]}
     extra.update(img_size=cfg.img_size, train_batch_size=cfg.batch_size, fused=False)
     return {"top1": res["top1"], "top1_source": cfg.label(), "params_m": params, "extra": extra}
+
+
+def _proxy_int8(cell: Cell, ctx: Context, cfg: Any) -> dict[str, Any]:
+    """The proxy task's model trained in eager float32 (as for the float rows; kept under ``artifacts/`` and
+    reused by the other engine's cell), quantised by the cell's engine with proxy-generator calibration
+    images, and evaluated on the held-out split: the int8 top-1 beside the float32 one."""
+    import json
+
+    from suites.core import proxy_task
+    stem = f"{cell.model.replace(':', '_').replace('/', '_')}_{cfg.label().replace(':', '-')}"
+    ckpt, meta = ctx.artifacts / f"{stem}.pt", ctx.artifacts / f"{stem}.json"
+    if ckpt.is_file() and meta.is_file():
+        res = json.loads(meta.read_text())
+    else:
+        torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
+        model = zoo.create(cell.model, num_classes=proxy_task.N_CLASSES, img_size=cfg.img_size)
+        res = proxy_task.run_proxy(model, cfg, progress=ctx.progress)
+        res["params_m"] = _params_m(model)
+        tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(ckpt)
+        meta.write_text(json.dumps(res, default=str))
+    data = proxy_task.make_data(dataclasses.replace(cfg, n_train=0))
+    qcell = cell.with_(resolution=cfg.img_size, calib_source="proxy")   # the task's images, at its size
+    c1 = c5 = 0
+    with engines.get(cell.engine).prepare(qcell, ctx, num_classes=proxy_task.N_CLASSES, checkpoint=str(ckpt)) as step:
+        for i in range(0, len(data.x_test), cell.batch_size):
+            top5 = step.infer(proxy_task.to_input(data.x_test[i:i + cell.batch_size])).topk(5, dim=1).indices
+            t = data.y_test[i:i + cell.batch_size, None]
+            c1 += int((top5[:, :1] == t).sum())
+            c5 += int((top5 == t).any(dim=1).sum())
+        info, parity = step.info, step.parity_rel
+    n = len(data.x_test)
+    extra = {"top5": 100 * c5 / n, "top5_float32": res["top5"], "seed": cfg.seed, "task": res["config"],
+             "budget": {"steps": cfg.steps, "batch_size": cfg.batch_size, "optimizer": "AdamW", "lr": cfg.lr,
+                        "train_s": res["train_s"]},
+             "n_images": n, "img_size": cfg.img_size, "trained_checkpoint": ckpt.name,
+             "float32": "eager PyTorch, the same trained weights", **info}
+    extra["int8"] = {**extra.get("int8", {}), "top1": 100 * c1 / n, "top1_float32": res["top1"],
+                     "top1_delta": 100 * c1 / n - res["top1"]}
+    return {"top1": 100 * c1 / n, "top1_float32": res["top1"], "top1_source": cfg.label(),
+            "params_m": res.get("params_m"), "parity_rel": parity, "extra": extra}
 
 
 def _imagefolder(cell: Cell, ctx: Context) -> dict[str, Any]:
@@ -195,6 +245,10 @@ def _imagefolder(cell: Cell, ctx: Context) -> dict[str, Any]:
     c1 = c5 = n_ok = 0
     bad: list[str] = []
     checkpoint = checkpoint_of(cell)
+    float_model, c1_float = None, 0       # int8: the eager float32 model on the same images, beside it
+    if cell.dtype == "int8":
+        from suites.engines import quantize
+        float_model = quantize.float_model(cell, num_classes=n_classes, checkpoint=checkpoint)
     with engines.get(cell.engine).prepare(cell, ctx, num_classes=n_classes, checkpoint=checkpoint) as step:
         bar = tqdm(loader, desc=f"{cell.model} {Path(o.data).name}", unit="batch",
                    disable=None if ctx.progress else True, leave=False)  # None: off without a TTY
@@ -206,6 +260,9 @@ def _imagefolder(cell: Cell, ctx: Context) -> dict[str, Any]:
             topk = step.infer(x[ok]).topk(k, dim=1).indices
             c1 += int((topk[:, 0] == y).sum())
             c5 += int((topk == y[:, None]).any(dim=1).sum())
+            if float_model is not None:
+                with torch.inference_mode():
+                    c1_float += int((float_model(x[ok]).argmax(dim=1) == y).sum())
             n_ok += len(y)
             bar.set_postfix(top1=f"{100 * c1 / n_ok:.2f}")
     if n_ok == 0:
@@ -217,10 +274,17 @@ def _imagefolder(cell: Cell, ctx: Context) -> dict[str, Any]:
              "unreadable_examples": bad[:20], "n_classes": n_classes, "data": str(Path(o.data).resolve()),
              "checkpoint": str(Path(checkpoint).resolve()), "crop_ratio": transform.crop_ratio,
              "eval_batch_size": batch, "workers": workers, **step.info}
-    return {"top1": 100 * c1 / n_ok, "top1_source": f"measured:{Path(o.data).resolve().name}",
-            "params_m": _params_m(zoo.create(cell.model, num_classes=n_classes, img_size=cell.resolution)),
-            "extra": extra}
+    row = {"top1": 100 * c1 / n_ok, "top1_source": f"measured:{Path(o.data).resolve().name}",
+           "params_m": _params_m(zoo.create(cell.model, num_classes=n_classes, img_size=cell.resolution)),
+           "extra": extra}
+    if float_model is not None:
+        row["top1_float32"], row["parity_rel"] = 100 * c1_float / n_ok, step.parity_rel
+        extra["int8"] = {**extra.get("int8", {}), "top1": row["top1"], "top1_float32": row["top1_float32"],
+                         "top1_delta": row["top1"] - row["top1_float32"]}
+    return row
 
 
 SUITE = register(Suite("accuracy", run, __name__, "top-1 on an ImageFolder, the proxy task, or published figures",
-                       plan="largest_batch", default_batch_sizes=(64,), options=Options, skip=skip_reason))
+                       plan="largest_batch", default_batch_sizes=(64,), options=Options, skip=skip_reason,
+                       tasks=("classify",), tasks_why="top-1 is a classifier's figure (published dense-prediction "
+                       "figures are in the report's dense section)"))

@@ -13,14 +13,20 @@ from suites.core.registry import Suite, register
 
 
 def run(cell: Cell, ctx: Context) -> dict[str, Any]:
-    """Counts on the CPU in float32 at ``cell.resolution`` (counts do not depend on device or batch)."""
+    """Counts on the CPU in float32 at ``cell.resolution`` (H x W; counts do not depend on device or batch),
+    of the model the cell's task runs (classifier, backbone, or backbone + Semantic FPN); features and segment
+    rows also record their output shapes (``feature_shapes``)."""
     model = modelprep.build_model(cell.with_(device="cpu", dtype="float32", channels_last=False, cuda_graphs=False))
     fv = fvcore_macs(model, cell.resolution)
     fc = flop_counter_macs(model, cell.resolution)
+    facts: dict[str, Any] = {}
+    if cell.task != "classify":
+        with torch.inference_mode():
+            facts = modelprep.task_facts(cell, model, model.eval()(torch.randn(1, 3, *cell.hw)))
     return {"params_m": count_params(model) / 1e6, "gmacs": fv / 1e9,
             "extra": {"macs_fvcore": fv, "macs_flop_counter": fc, "params": count_params(model),
                       "counter_agreement": fc / fv if fv else None, "counted_on": "cpu float32",
-                      "torch": torch.__version__}}
+                      "input_hw": list(cell.hw), "torch": torch.__version__, **facts}}
 
 
 SUITE = register(Suite("flops", run, __name__, "parameters and MACs per image (fvcore, FlopCounterMode)",

@@ -4,7 +4,13 @@ GPU: ``torch.cuda.max_memory_allocated`` after a reset around the cell (model, i
 the PyTorch engines; the other engines allocate outside PyTorch, so for them it is the growth of the
 process's GPU memory as NVML sees it (the engine's arenas keep their peak), after the forwards.
 CPU: the peak RSS of the isolated worker process that runs only this cell (the descriptor asks the
-executor for a process of its own), with the RSS before the model and after building it.
+executor for a process of its own), with the RSS before the model and after building it. That peak
+includes building the model and, for engines other than eager, the eager float32 forward their output is
+checked against (parity), which at dense-prediction resolutions can exceed the engine's own peak; so
+``extra.forward_peak_mb`` is the peak RSS over the timed forwards alone (Linux: the kernel's peak mark is
+reset after preparation), what the process holds while the engine runs. Where Linux lets the mark be reset,
+the peak is read from it (``VmHWM``) from the cell's start: ``ru_maxrss`` of a worker started by fork + exec
+also holds the parent's peak at the fork.
 """
 from __future__ import annotations
 
@@ -33,6 +39,28 @@ def _peak_rss_bytes() -> int:
 def _rss_bytes() -> int:
     import psutil
     return psutil.Process().memory_info().rss
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux: ``/proc/self/clear_refs`` 5); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _hwm_bytes() -> int | None:
+    """The peak RSS since the last reset (``VmHWM`` of ``/proc/self/status``); None where not readable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def run(cell: Cell, ctx: Context) -> dict[str, Any]:
@@ -93,14 +121,24 @@ def _run_cpu(cell: Cell, ctx: Context) -> dict[str, Any]:
     if not ctx.isolated:
         raise RuntimeError("CPU memory cells measure the peak RSS of their own process; run them in a worker "
                            "(the local executor does this unless --isolation inline)")
+    # a worker started by fork + exec inherits its parent's peak RSS in getrusage's ru_maxrss (the kernel keeps
+    # the forked image's high-water mark): where Linux lets the mark be reset, the peak is read from it instead
+    fresh = _reset_peak_rss()
     rss_start = _rss_bytes()
     with engines.get(cell.engine).prepare(cell, ctx) as step:
         rss_model = _rss_bytes()
+        prepare_peak = _hwm_bytes() if fresh else None
+        forwards_only = fresh and _reset_peak_rss()     # the mark restarts: what the forwards alone reach
         _forwards(step)
-    peak = _peak_rss_bytes()
-    out = _common(step, {"method": "peak RSS of an isolated worker process",
+        forward_peak = _hwm_bytes() if forwards_only else None
+    if prepare_peak is not None and forward_peak is not None:
+        peak, how = max(prepare_peak, forward_peak), "peak RSS of an isolated worker process (VmHWM from the cell's start)"
+    else:
+        peak, how, forward_peak = _peak_rss_bytes(), "peak RSS of an isolated worker process", None
+    out = _common(step, {"method": how,
                          "rss_start_mb": rss_start / 2**20, "rss_after_model_mb": rss_model / 2**20,
-                         "activation_peak_mb": max(0, peak - rss_model) / 2**20})
+                         "activation_peak_mb": max(0, peak - rss_model) / 2**20,
+                         "forward_peak_mb": forward_peak / 2**20 if forward_peak is not None else None})
     out["peak_mem_mb"] = peak / 2**20
     return out
 

@@ -34,7 +34,7 @@ from suites.core.registry import Suite, register
 
 BACKENDS = ("reference", "torch", "triton", "official")
 MODES = ("fwd", "bn_add", "fwd_bwd")
-OP_DTYPES = {name: p.weights for name, p in PRECISIONS.items() if not p.autocast}   # one precision at a time
+OP_DTYPES = {name: p.weights for name, p in PRECISIONS.items() if not p.autocast and not p.quantized}   # one precision at a time
 
 
 def _csv(text: str) -> list[str]:
@@ -75,18 +75,20 @@ class Shape:
         return self.n * self.c * self.h * self.w
 
 
-def lsnet_shapes(batch: int, resolution: int = 224, model: str | None = None) -> list[Shape]:
-    """Stages with at least one LSConv (stages 1-3 of depth >= 2) of ``model`` (default: T, S and B)."""
+def lsnet_shapes(batch: int, resolution: int | tuple[int, int] = 224, model: str | None = None) -> list[Shape]:
+    """Stages with at least one LSConv (stages 1-3 of depth >= 2) of ``model`` (default: T, S and B), at
+    ``resolution`` (one int: square; or (H, W))."""
     shapes = []
+    h0, w0 = (resolution, resolution) if isinstance(resolution, int) else resolution
     for name, cfg in CONFIGS.items():
         if model is not None and name != model:
             continue
-        r = resolution // 8
+        rh, rw = h0 // 8, w0 // 8
         for stage, (dim, depth) in enumerate(zip(cfg.embed_dim, cfg.depth), start=1):
             if stage > 1:
-                r = (r - 1) // 2 + 1
+                rh, rw = (rh - 1) // 2 + 1, (rw - 1) // 2 + 1
             if stage <= 3 and depth >= 2:
-                shapes.append(Shape(f"{name}.stage{stage}", batch, dim, dim // 8, r, r))
+                shapes.append(Shape(f"{name}.stage{stage}", batch, dim, dim // 8, rh, rw))
     return shapes
 
 
@@ -232,4 +234,6 @@ def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
 
 SUITE = register(Suite("ops", sequential(bench), __name__, "the SKA op alone at LSNet stage shapes (roofline)",
                        default_batch_sizes=(8,), options=Options, expand=expand, timed=True, mode=None,
-                       bench=bench, reference_cell=reference_cell, skip=skip_reason, describe=describe))
+                       bench=bench, reference_cell=reference_cell, skip=skip_reason, describe=describe,
+                       tasks=("classify",), tasks_why="the SKA op alone does not depend on the task; its "
+                       "classify cells measure it at the resolution's stage shapes"))

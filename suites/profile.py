@@ -150,7 +150,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def cell_label(cell: Cell) -> str:
     parts = [cell.model, cell.engine, cell.device.replace(":", ""), cell.dtype, f"bs{cell.batch_size}",
-             f"r{cell.resolution}"]
+             f"r{cell.resolution_text}", *([cell.task] if cell.task != "classify" else [])]
     parts += [flag for flag, on in (("cl", cell.channels_last), ("graphs", cell.cuda_graphs),
                                     ("unfused", not cell.fused)) if on]
     return "_".join(parts)
@@ -208,7 +208,8 @@ def run(cell: Cell, ctx: Context) -> dict[str, Any]:
     _write_csv(out_root / f"{label}_kinds.csv", kinds)
     traces = sorted(p.name for p in trace_dir.iterdir())
     return {"params_m": step.params / 1e6, "parity_rel": step.parity_rel,
-            "extra": {"trace_dir": str(trace_dir), "traces": traces, "profiled_steps": ACTIVE,
+            "extra": {**{k: v for k, v in step.info.items() if k.startswith("feature_")},
+                      "trace_dir": str(trace_dir), "traces": traces, "profiled_steps": ACTIVE,
                       "time_basis": "device" if on_gpu else "cpu",
                       "kinds": {r["kind"]: {"share": r["share"], "self_time_us": r["self_time_us"], "calls": r["calls"]}
                                 for r in kinds},
@@ -226,7 +227,8 @@ def console_summary(rows: list[dict[str, Any]]) -> str:
         per_forward_ms = sum(k["self_time_us"] for k in kinds.values()) / 1e3 / (extra.get("profiled_steps") or ACTIVE)
         shares = ", ".join(f"{name} {100 * k['share']:.0f}%" for name, k in
                            sorted(kinds.items(), key=lambda kv: -kv[1]["share"]) if k["share"] >= 0.005)
-        lines.append(f"  {r['model']} {r.get('engine')} {r.get('device')} {r.get('dtype')} bs{r.get('batch_size')}: "
+        task = f" [{r['task']}]" if r.get("task") not in (None, "classify") else ""
+        lines.append(f"  {r['model']}{task} {r.get('engine')} {r.get('device')} {r.get('dtype')} bs{r.get('batch_size')}: "
                      f"{per_forward_ms:.3g} ms {extra.get('time_basis', 'cpu')} time per forward; {shares}")
     return "profile (self time by operator kind; traces under the run folder's profile/):\n" + "\n".join(lines) \
         if lines else ""

@@ -3,7 +3,9 @@
 The model is the *unfused* one in train mode (BatchNorm on batch statistics, stochastic depth only
 with ``--drop-path``), random inputs and labels, cross-entropy; models whose training forward
 returns two heads (distilled LSNet, RepViT) train with DeiT hard distillation as in the official
-recipes: ``0.5 * CE(head, y) + 0.5 * CE(head_dist, teacher_labels)`` (random teacher labels). Each
+recipes: ``0.5 * CE(head, y) + 0.5 * CE(head_dist, teacher_labels)`` (random teacher labels). ``--task
+segment`` trains backbone + Semantic FPN with a per-pixel cross-entropy on random 150-class targets at
+the logits' size (``--task features`` is skipped: feature maps have no loss). Each
 step starts with ``zero_grad(set_to_none=True)``. ``--dtype amp`` is autocast (bfloat16 on CPU;
 float16 with a GradScaler on CUDA); pure float16/bfloat16 cells are skipped (train with amp). The
 forward goes through the engine (the compile engine compiles it, from a fresh Dynamo); its first call (compilation) and the warm-up are never timed.
@@ -39,6 +41,7 @@ from suites.core.devices import is_cuda
 from suites.core.modelprep import seeded_weights
 from suites.core.precision import PRECISIONS
 from suites.core.registry import Suite, register
+from suites.core.zoo import SEGMENT_CLASSES
 from suites.interleave import sequential
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -129,6 +132,7 @@ def prepare(cell: Cell, num_classes: int = 1000, seed: int = 0) -> TrainStep:
     x = modelprep.make_input(cell, seed=seed)
     labels = torch.randint(0, num_classes, (cell.batch_size,), generator=g).to(cell.device)
     teacher = torch.randint(0, num_classes, (cell.batch_size,), generator=g).to(cell.device)
+    pixels: dict[str, torch.Tensor] = {}     # segment: random per-pixel targets at the logits' size (first step)
     optimizer = make_optimizer(model, opts)
     scaler = torch.amp.GradScaler("cuda") if cell.dtype == "amp" and is_cuda(cell.device) else None
     forward = engines.get(cell.engine).wrap(model, cell)
@@ -138,7 +142,13 @@ def prepare(cell: Cell, num_classes: int = 1000, seed: int = 0) -> TrainStep:
         optimizer.zero_grad(set_to_none=True)
         with modelprep.autocast_context(cell):
             out = forward(x)
-            loss = training_loss(out, labels, teacher)
+            if cell.task == "segment":
+                if "y" not in pixels:
+                    n, _, h, w = out.shape
+                    pixels["y"] = torch.randint(0, SEGMENT_CLASSES, (n, h, w), generator=g).to(cell.device)
+                loss = F.cross_entropy(out.float(), pixels["y"])
+            else:
+                loss = training_loss(out, labels, teacher)
         if scaler is None:
             loss.backward()
             optimizer.step()
@@ -236,7 +246,8 @@ def bench(cell: Cell, ctx: Context) -> Iterator[timing.Bench]:
             "optimizer": opts.optimizer, "lr": opts.lr, "amp": amp,
             "amp_dtype": ("float16" if is_cuda(cell.device) else "bfloat16") if amp else None,
             "grad_scaler": step.scaler is not None, "grad_checkpointing": opts.grad_checkpointing,
-            "drop_path": opts.drop_path, "loss": "hard_distillation" if step.distilled else "cross_entropy",
+            "drop_path": opts.drop_path, "loss": "per_pixel_cross_entropy" if cell.task == "segment" else
+            "hard_distillation" if step.distilled else "cross_entropy",
             "ska_backend": ska_backends(step.model, cell.device), "timer": type(timer).__name__,
             "memory_method": mem["method"], **sizes, "state_mb": state / 2**20, **m.facts(),
             "activations_mb": max(0, peak - state) / 2**20 if peak is not None else None, "final_loss": loss,
@@ -264,7 +275,8 @@ def largest_batches(rows: list[dict[str, Any]]) -> dict[GroupKey, int | None]:
         if r.get("suite") != "train" or r.get("status") == "skipped":
             continue
         opts = (r.get("cell") or {}).get("options") or {}
-        key = (r["model"], r.get("engine") or "eager", r["device"], r["dtype"],
+        task = f" [{r['task']}]" if r.get("task") not in (None, "classify") else ""   # tasks never merged
+        key = (r["model"] + task, r.get("engine") or "eager", r["device"], r["dtype"],
                ",".join(f"{k}={v}" for k, v in sorted(opts.items())))
         prev = best.setdefault(key, None)
         if r.get("status") == "ok" and (prev is None or r["batch_size"] > prev):
@@ -286,4 +298,6 @@ def console_summary(rows: list[dict[str, Any]]) -> str:
 SUITE = register(Suite("train", sequential(bench), __name__, "training-step time, images/s and peak memory (an out-of-memory ladder)",
                        plan="ladder", own_process=lambda cell: not is_cuda(cell.device), options=Options,
                        mode="training", skip=skip_reason, max_batch=MAX_BATCH, console_summary=console_summary, timed=True,
-                       bench=bench))
+                       bench=bench, tasks=("classify", "segment"),
+                       tasks_why="a backbone's feature maps have no loss of their own (train --task segment: the "
+                       "Semantic FPN with a per-pixel cross-entropy)"))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import os
 import sys
 from typing import Any
 
 from suites.cli.run import RunSettings
 from suites.cli.usage import UsageError, csv_list
-from suites.core.schema import DTYPES
+from suites.core.schema import DTYPES, RESOLUTION_FORMS, TASKS, parse_resolution
 
 MODEL_GROUPS = ("default", "lsnet", "baselines", "all")
 
@@ -39,7 +40,7 @@ def resolve_engines(spec: str | None, compile_alias: bool) -> list[str]:
     return chosen + (["compile"] if compile_alias and "compile" not in chosen else [])
 
 
-def resolve_models(spec: str, resolution: int = 224) -> list[str]:
+def resolve_models(spec: str, resolution: int | tuple[int, int] = 224) -> list[str]:
     from suites.core import zoo
     out: list[str] = []
     for name in csv_list(spec) or [""]:
@@ -63,7 +64,7 @@ def resolve_models(spec: str, resolution: int = 224) -> list[str]:
     return out
 
 
-def _check_brought(name: str, resolution: int) -> None:
+def _check_brought(name: str, resolution: int | tuple[int, int]) -> None:
     """A model the user brings (``module:callable``, ``timm:NAME``) imports and builds, or UsageError. The
     working folder is importable, here and in worker processes (as with ``python -m``)."""
     from suites.core import zoo
@@ -115,7 +116,7 @@ NUMBER_BOUNDS: dict[str, tuple[bool, float]] = {
     "--threads": (False, 1024), "--resolution": (False, 8192), "--max-batch": (False, 1 << 20),
     "--min-samples": (False, 100_000), "--repeats": (False, 100), "--warmup": (True, 10 * 60),
     "--min-time": (True, HOUR), "--max-time": (False, HOUR), "--burst": (False, 60), "--group-time": (False, DAY),
-    "--cell-timeout": (False, 7 * DAY), "--parity-tol": (False, 1e3), "--precision": (False, math.inf),   # below 1: checked below with its own message
+    "--cell-timeout": (False, 7 * DAY), "--parity-tol": (False, 1e3), "--calib-images": (False, 100_000), "--precision": (False, math.inf),   # below 1: checked below with its own message
 }
 
 
@@ -123,7 +124,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
     """Every number flag within its bounds (:data:`NUMBER_BOUNDS`), the bound named in the message."""
     for flag, (allow_zero, upper) in NUMBER_BOUNDS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
-        if value is None:
+        if value is None or flag == "--resolution":     # text (N or HxW): parse_resolution_flag checks it
             continue
         if isinstance(value, float) and not math.isfinite(value):
             raise UsageError(f"{flag} must be a finite number, got {value}")
@@ -131,6 +132,24 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
         if value > upper:
             raise UsageError(f"{flag} {value} is above its bound {upper:g}; give at most {upper:g}")
+
+
+def parse_resolution_flag(spec: str) -> int | tuple[int, int]:
+    """``--resolution``: ``N`` (a square input: an int) or ``HxW`` (height x width: a pair), each side
+    within its bound (:data:`NUMBER_BOUNDS`); :class:`UsageError` naming the forms for anything else."""
+    upper = NUMBER_BOUNDS["--resolution"][1]
+    text = str(spec).strip()
+    if re.fullmatch(r"[-+]?\d+", text) and int(text) <= 0:
+        raise UsageError(f"--resolution must be > 0, got {int(text)}")
+    try:
+        h, w = parse_resolution(text)
+    except ValueError as exc:
+        why = "height and width must be > 0; " if "must be > 0" in str(exc) else ""
+        raise UsageError(f"--resolution {text!r}: {why}give {RESOLUTION_FORMS}, e.g. 224, 512 or 800x1333 "
+                         "(one resolution per run)") from None
+    if max(h, w) > upper:
+        raise UsageError(f"--resolution {text} is above its bound {upper:g}; give at most {upper:g} per side")
+    return h if h == w else (h, w)
 
 
 def _suite_options(args: argparse.Namespace, suites: list[str]) -> dict[str, Any]:
@@ -204,19 +223,21 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _check_models_accept(models: list[str], resolution: int) -> None:
-    """Models fail below their total stride; small resolutions are checked with one forward each."""
-    if resolution >= 64:
+def _check_models_accept(models: list[str], resolution: int | tuple[int, int]) -> None:
+    """Models fail below their total stride; small resolutions (either side) are checked with one forward each."""
+    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    if min(h, w) >= 64:
         return
     import torch
 
     from suites.core import zoo
+    text = str(h) if h == w else f"{h}x{w}"
     for name in models:
         try:
             with torch.inference_mode():
-                zoo.create(name, img_size=resolution).eval()(torch.randn(1, 3, resolution, resolution))
+                zoo.create(name, img_size=resolution).eval()(torch.randn(1, 3, h, w))
         except (ValueError, RuntimeError) as exc:
-            raise UsageError(f"--resolution {resolution} is too small for {name} "
+            raise UsageError(f"--resolution {text} is too small for {name} "
                              f"({str(exc).splitlines()[0][:120]}); use --resolution 64 or more") from None
 
 
@@ -224,6 +245,8 @@ def configure(args: argparse.Namespace) -> tuple[dict[str, Any], RunSettings]:
     """Validate the run flags ``args``; the keyword arguments of :func:`suites.sweep.plan.plan` and the
     settings the plan runs with (:class:`UsageError` for bad input)."""
     _check_numbers(args)
+    resolution = parse_resolution_flag(args.resolution)
+    tasks = _choose(csv_list(args.task), TASKS, "task")
     cores = _usable_cores()
     if args.pin_cores is not None:
         from suites.core.hostinfo import parse_cores
@@ -252,15 +275,16 @@ def configure(args: argparse.Namespace) -> tuple[dict[str, Any], RunSettings]:
     for warning in ignored_flags(args, suites, engines_, protocol, options):
         print(f"warning: {warning}", file=sys.stderr)
     dtypes = _choose(csv_list(args.dtype), DTYPES, "dtype")
+    calib_source = _check_int8(args, dtypes, engines_)
     devices = resolve_devices(args.device) if args.executor == "local" else _cluster_devices(args)
-    models = resolve_models(args.models, args.resolution)
+    models = resolve_models(args.models, resolution)
     if args.reference is not None and args.reference not in models:
         raise UsageError(f"--reference {args.reference} is not among the measured models; add it to --models or "
                          f"choose one of {', '.join(models[:8])}{', ...' if len(models) > 8 else ''}")
     from suites.interleave import reference_model
     reference = reference_model(models, args.reference)
     batch_sizes = parse_batch_sizes(args.batch_sizes)
-    _check_models_accept(models, args.resolution)
+    _check_models_accept(models, resolution)
     from suites.core.devices import is_cuda
     if args.cuda_graphs and not any(is_cuda(d) for d in devices):
         raise UsageError(f"--cuda-graphs needs a CUDA device; chosen devices: {', '.join(devices)}")
@@ -272,15 +296,37 @@ def configure(args: argparse.Namespace) -> tuple[dict[str, Any], RunSettings]:
     plan_kw = dict(suites=suites, models=models, devices=devices, dtypes=dtypes, engines_=engines_,
                    batch_sizes=batch_sizes, max_batch=args.max_batch, options=options,
                    channels_last=args.channels_last, cuda_graphs=args.cuda_graphs, compile_mode=args.compile_mode,
-                   fused=not args.no_fuse, resolution=args.resolution, threads=threads,
+                   fused=not args.no_fuse, resolution=resolution, tasks_=tasks, threads=threads,
                    warmup=args.warmup, min_time=args.min_time, min_samples=args.min_samples,
                    repeats=args.repeats, pin_cores=args.pin_cores, parity_tol=args.parity_tol, protocol=protocol,
                    reference=reference, burst=args.burst, max_time=args.max_time, precision=args.precision,
-                   group_time=args.group_time)
+                   group_time=args.group_time, calib_images=args.calib_images, calib_source=calib_source)
     settings = RunSettings(executor=args.executor, isolation=args.isolation, cell_timeout=args.cell_timeout,
                            ray_address=args.ray_address, nodes=csv_list(args.nodes or ""), device=args.device,
                            devices=devices, threads=threads, reference=reference)
     return plan_kw, settings
+
+
+def _check_int8(args: argparse.Namespace, dtypes: list[str], engines_: list[str]) -> str:
+    """``--dtype int8`` needs an engine that quantises; the cells' calibration source (see
+    :func:`suites.engines.quantize.resolve_source`); a warning for calibration flags without int8."""
+    from suites import engines
+    from suites.engines import quantize
+    if "int8" not in dtypes:
+        for flag, dest, default in (("--calib-images", "calib_images", quantize.DEFAULT_CALIB_IMAGES),
+                                    ("--calib-source", "calib_source", "auto")):
+            if getattr(args, dest, default) != default:
+                print(f"warning: {flag} is ignored: it calibrates --dtype int8, which is not asked for", file=sys.stderr)
+        return "proxy"      # the cells' default: float cells never read it
+    from suites.sweep.plan import _quantizes
+    quantizers = [e for e in engines.ENGINES if _quantizes(e)]
+    if not set(engines_) & set(quantizers):
+        raise UsageError(f"--dtype int8 is post-training quantisation in {' and '.join(quantizers)}; engine(s) "
+                         f"{', '.join(engines_)} do not quantise: add --engine {','.join(quantizers)}")
+    try:
+        return quantize.resolve_source(getattr(args, "calib_source", "auto"), getattr(args, "data", None))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _protocol(args: argparse.Namespace) -> str:

@@ -15,6 +15,13 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
+def _label(r: dict[str, Any]) -> Any:
+    """A row's model as the table names it: ``lsnet_t``, or ``lsnet_t [features]`` for another task than classify
+    (tasks are never merged into one line)."""
+    task = r.get("task")
+    return r.get("model") if task in (None, "", "classify") else f"{r.get('model')} [{task}]"
+
+
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: one line per model and configuration (engine, device, dtype, layout, batch) with
     its latency, throughput and memory rows merged, the spread of the latency (CI of the median, else
@@ -24,7 +31,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     per_model: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r.get("status") == "ok" and r.get("suite") in ("flops", "accuracy"):
-            m = per_model.setdefault(r["model"], {})
+            m = per_model.setdefault(_label(r), {})
             for c in ("gmacs", "top1"):
                 if r.get(c) is not None and m.get(c) is None:
                     m[c] = r[c]
@@ -37,7 +44,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             continue
         extra = r.get("extra") if isinstance(r.get("extra"), dict) else {}
         kind = {"train": "train", "ops": f"ops {extra.get('backend', '')}/{extra.get('mode', '')}"}.get(suite, "")
-        key = (r.get("model"), kind, r.get("engine") or "eager", r.get("device"), r.get("dtype"),
+        key = (_label(r), kind, r.get("engine") or "eager", r.get("device"), r.get("dtype"),
                "NHWC" if r.get("channels_last") in (True, "True") else "NCHW",
                "compiled" if r.get("compile") in (True, "True") and r.get("engine") != "compile" else "",
                str(r.get("batch_size")))
@@ -72,7 +79,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         r, lo, hi = ln.get("ratio_to_ref"), ln.get("ratio_ci_low"), ln.get("ratio_ci_high")
         if r is None:
             return "-"
-        if ln.get("ref_model") == model:
+        if ln.get("ref_model") == model.split(" [")[0]:
             return "ref"
         verdict = "slower" if lo > 1 else "faster" if hi < 1 else "same"
         return f"{r:.3f} [{lo:.3f}..{hi:.3f}] {verdict}"

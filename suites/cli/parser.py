@@ -6,7 +6,7 @@ import argparse
 
 from suites.cli.usage import PROG, OneLineParser
 from suites.core.cell import PROTOCOLS
-from suites.core.schema import DTYPES
+from suites.core.schema import DTYPES, TASKS
 
 DESCRIPTION = "Measure LSNet and the baselines (latency, throughput, memory, FLOPs, accuracy, profile, ops, train)."
 
@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest batch of the out-of-memory ladders (default: throughput 256 on CPU, 4096 on CUDA; "
                         "train 32 on CPU, 1024 on CUDA)")
     p.add_argument("--dtype", default="float32", help=f"comma-separated precisions: {', '.join(DTYPES)} "
-                                                       "(amp = autocast: float16 on CUDA, bfloat16 on CPU)")
+                                                       "(amp = autocast: float16 on CUDA, bfloat16 on CPU; int8 = "
+                                                       "static post-training quantisation, engines onnxruntime "
+                                                       "and openvino on CPUs, see --calib-images)")
     p.add_argument("--channels-last", action="store_true", help="run models and inputs in channels_last layout")
     p.add_argument("--compile", action="store_true", help="alias of --engine compile (compilation is never timed)")
     p.add_argument("--compile-mode", default=None, help="torch.compile mode of the compile engine (default, "
@@ -48,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not fold BN / RepVGG branches (default: fused for inference, the official protocol)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (torch.set_num_threads); default: torch's current count, recorded in every row")
-    p.add_argument("--resolution", type=int, default=224, help="input height and width in pixels")
+    p.add_argument("--resolution", default="224",
+                   help="input size in pixels: one number for a square input (224, 512) or HxW, height x width "
+                        "(800x1333); rows record it as given (224 or 800x1333)")
+    p.add_argument("--task", default="classify",
+                   help=f"comma-separated tasks: {', '.join(TASKS)} (features = the backbone alone, its multi-scale "
+                        "feature maps; segment = backbone + Semantic FPN, 150-class per-pixel logits)")
     p.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up before timing (the first call is never timed)")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed samples per cell (at least)")
     p.add_argument("--min-samples", type=int, default=30, help="timed samples per latency cell (at least)")
@@ -76,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "between-process spread")
     p.add_argument("--parity-tol", type=float, default=None,
                    help="largest relative error of an engine's output from eager float32 (default: 1e-4 for "
-                        "float32, 5e-2 for 16-bit); above it the row is an error")
+                        "float32, 5e-2 for 16-bit, 1.0 for int8, which is also judged by top-1 agreement); above it "
+                        "the row is an error")
+    p.add_argument("--calib-images", type=int, default=300, metavar="N",
+                   help="--dtype int8: images the post-training quantisation is calibrated on (ONNX Runtime's QDQ "
+                        "quantiser, OpenVINO's NNCF); the quantised file is kept under the run folder's artifacts/")
+    p.add_argument("--calib-source", default="auto", choices=("auto", "imagefolder", "proxy", "random"),
+                   help="--dtype int8: where the calibration images come from: imagefolder = --data DIR (the "
+                        "accuracy suite's preprocessing), proxy = the proxy task's image generator, random = "
+                        "seeded noise; auto = imagefolder with --data, else proxy")
     p.add_argument("--pin-cores", default=None, metavar="CORES",
                    help="run every cell on these CPU cores only, e.g. 0-1 (os.sched_setaffinity)")
     p.add_argument("--out", default=None, help="run folder (default: a new timestamped folder under results/); "

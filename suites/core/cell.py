@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from suites.core.schema import parse_resolution
+
 PROTOCOLS = ("interleaved", "sequential")
 
 
@@ -28,7 +30,8 @@ class Cell:
     cuda_graphs: bool = False
     compile_mode: str | None = None
     fused: bool = True
-    resolution: int = 224
+    resolution: int | tuple[int, int] = 224   # square: one int; else (height, width) (see schema.parse_resolution)
+    task: str = "classify"          # one of schema.TASKS: classify, features (backbone), segment (+ Semantic FPN)
     threads: int | None = None
     warmup: float = 0.5             # seconds of warm-up
     min_time: float = 1.0           # seconds of timed samples (at least ``min_samples``)
@@ -36,6 +39,8 @@ class Cell:
     repeats: int = 1                # timed in this many fresh processes (the between-process spread)
     pin_cores: str | None = None    # run on these cores only, e.g. "0-1"
     parity_tol: float | None = None  # an engine's largest relative error from eager float32 (None: by dtype)
+    calib_images: int = 300         # int8: calibration images of the post-training quantisation
+    calib_source: str = "proxy"     # int8: "imagefolder:<folder>", "proxy" or "random" (suites.engines.quantize)
     protocol: str = "interleaved"   # timed suites: one of PROTOCOLS (see suites.interleave)
     reference: str | None = None    # the model every ratio of the cell's group is taken against
     burst: float = 0.05             # interleaved: seconds of one cell's burst in a round
@@ -48,6 +53,24 @@ class Cell:
     def compile(self) -> bool:
         """Whether the model runs through torch.compile (the ``compile`` column)."""
         return self.engine == "compile"
+
+    def __post_init__(self) -> None:
+        # one value per resolution: (224, 224) and "224" are 224, [800, 1333] and "800x1333" are (800, 1333),
+        # so that equal cells hash alike and round-trip through JSON (which has no tuples)
+        h, w = parse_resolution(self.resolution)
+        object.__setattr__(self, "resolution", h if h == w else (h, w))
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(height, width) of the cell's input."""
+        r = self.resolution
+        return (r, r) if isinstance(r, int) else (r[0], r[1])
+
+    @property
+    def resolution_text(self) -> str:
+        """The row's ``resolution``: ``"224"`` (square) or ``"800x1333"`` (height x width)."""
+        h, w = self.hw
+        return str(h) if h == w else f"{h}x{w}"
 
     @property
     def opts(self) -> Any:

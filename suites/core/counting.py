@@ -36,22 +36,27 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _hw(resolution: int | tuple[int, int]) -> tuple[int, int]:
+    return (resolution, resolution) if isinstance(resolution, int) else (int(resolution[0]), int(resolution[1]))
+
+
 @contextmanager
-def _eval_one_image(model: nn.Module, resolution: int) -> Iterator[torch.Tensor]:
-    """Yield one random image for ``model`` (its dtype and device) with the model in eval mode and
-    no autograd; the model's training flag is restored afterwards."""
+def _eval_one_image(model: nn.Module, resolution: int | tuple[int, int]) -> Iterator[torch.Tensor]:
+    """Yield one random image (1, 3, H, W) for ``model`` (its dtype and device; ``resolution`` one int for a
+    square image or (H, W)) with the model in eval mode and no autograd; the training flag is restored."""
     p = next(model.parameters())
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            yield torch.randn(1, 3, resolution, resolution, dtype=p.dtype, device=p.device)
+            yield torch.randn(1, 3, *_hw(resolution), dtype=p.dtype, device=p.device)
     finally:
         model.train(was_training)
 
 
-def fvcore_macs(model: nn.Module, resolution: int = 224) -> int:
-    """MACs of one image at ``resolution`` by fvcore, with SKA counted as K*K MACs per output."""
+def fvcore_macs(model: nn.Module, resolution: int | tuple[int, int] = 224) -> int:
+    """MACs of one image at ``resolution`` (int or (H, W)) by fvcore, with SKA counted as K*K MACs per output;
+    a model returning several outputs (a backbone's feature maps) counts everything computed for them."""
     from fvcore.nn import FlopCountAnalysis
     with _eval_one_image(model, resolution) as x:
         fca = FlopCountAnalysis(model, x).set_op_handle(
@@ -60,7 +65,7 @@ def fvcore_macs(model: nn.Module, resolution: int = 224) -> int:
         return int(fca.total())
 
 
-def flop_counter_macs(model: nn.Module, resolution: int = 224) -> int:
+def flop_counter_macs(model: nn.Module, resolution: int | tuple[int, int] = 224) -> int:
     """MACs of one image by ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2), SKA included."""
     from torch.utils.flop_counter import FlopCounterMode
     with _eval_one_image(model, resolution) as x, FlopCounterMode(display=False, custom_mapping=_FLOP_MAPPING) as fc:

@@ -52,7 +52,9 @@ class Suite:
     ``mode``: what the suite asks of an engine (one of :data:`MODES`; every engine that declares the mode
     runs it), or None for a suite that measures without one (its rows are labelled ``eager``). ``skip``
     says why a cell cannot run (the planner makes it a skipped row before anything runs); ``describe``
-    gives the facts a cell's row carries without measuring (kept on skipped rows too).
+    gives the facts a cell's row carries without measuring (kept on skipped rows too). ``tasks``: the
+    ``--task`` values it runs (:data:`suites.core.schema.TASKS`; None = all); cells of another task are
+    skipped rows saying ``tasks_why``.
     """
     name: str
     run: Callable[..., dict[str, Any]]
@@ -71,6 +73,8 @@ class Suite:
     reference_cell: Callable[[Any], Any] | None = None   # a cell's reference cell (default: the reference model)
     skip: Callable[[Any], str | None] | None = None      # cell -> why it cannot run, or None
     describe: Callable[[Any], dict[str, Any]] | None = None   # cell -> the facts of its row known before it runs
+    tasks: tuple[str, ...] | None = None   # the --task values it runs (None: every one of schema.TASKS)
+    tasks_why: str = ""                    # why it runs only those (the skipped rows of the others say it)
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in MODES:
@@ -84,7 +88,12 @@ class Suite:
                                  f"got {dict(self.max_batch)}")
 
     def skip_reason(self, cell: Any) -> str | None:
-        """Why ``cell`` cannot run in this suite (it becomes a skipped row without running), or None."""
+        """Why ``cell`` cannot run in this suite (it becomes a skipped row without running), or None: a task
+        the suite does not run (``tasks``), else its own ``skip``."""
+        task = getattr(cell, "task", "classify")
+        if self.tasks is not None and task not in self.tasks:
+            why = f": {self.tasks_why}" if self.tasks_why else ""
+            return f"suite {self.name!r} runs --task {'/'.join(self.tasks)} only, not {task}{why}"
         return self.skip(cell) if self.skip is not None else None
 
     def facts(self, cell: Any) -> dict[str, Any]:

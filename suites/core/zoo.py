@@ -19,7 +19,12 @@ from torch import nn
 
 import baselines
 import lsnet
+from baselines import dense
 from lsnet.model import create_model as _create_lsnet
+from suites.core.schema import TASKS
+
+if tuple(dense.TASKS) != TASKS:
+    raise ImportError(f"baselines.dense runs the tasks {tuple(dense.TASKS)} but the schema's TASKS are {TASKS}")
 
 GROUPS = ("lsnet", "baselines", "all")
 USER_FAMILY, TIMM_FAMILY, TIMM_PREFIX = "user", "timm", "timm:"
@@ -110,6 +115,22 @@ def spec(name: str) -> ModelSpec:
     return reg[name]
 
 
-def create(name: str, num_classes: int = 1000, img_size: int = 224, **kw) -> nn.Module:
-    """Build model ``name`` (random init unless ``pretrained=PATH`` is passed where supported)."""
+def create(name: str, num_classes: int = 1000, img_size: int | tuple[int, int] = 224, **kw) -> nn.Module:
+    """Build model ``name`` (random init unless ``pretrained=PATH`` is passed where supported); ``img_size``
+    is one int (square) or (height, width)."""
     return spec(name).build(num_classes=num_classes, img_size=img_size, **kw)
+
+
+SEGMENT_CLASSES = 150    # ADE20K, the Semantic FPN protocol of the LSNet paper
+
+
+def for_task(model: nn.Module, task: str, num_classes: int = SEGMENT_CLASSES) -> nn.Module:
+    """``model`` (a zoo classifier) as ``task`` runs it (:data:`suites.core.schema.TASKS`): itself for
+    ``classify``, its backbone returning a tuple of feature maps for ``features``, backbone + Semantic FPN
+    (``num_classes`` per-pixel logits) for ``segment`` (:func:`baselines.dense.for_task`). ValueError
+    naming the tasks when unknown, or saying why the model has no backbone form."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    if task == "classify":
+        return model
+    return dense.for_task(model, task, num_classes=num_classes)

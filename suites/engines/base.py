@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from suites.core.cell import Cell, Context
-from suites.core.modelprep import PARITY_SEED
+from suites.core.modelprep import PARITY_SEED, outputs_of, task_facts
 from suites.core.precision import PRECISIONS
 from suites.core.timing import Timer
 
@@ -56,6 +56,7 @@ class Engine:
     ``modes``: what it can run (:data:`suites.core.registry.MODES`: inference, training); a suite
     runs through every engine that declares the suite's mode. ``torch_native``: its step runs the
     torch module ``step.model`` in this process (the torch profiler and CUDA allocator see its work).
+    ``quantizes``: it runs ``--dtype int8`` (static post-training quantisation of the export).
     ``interleavable``: its cells can be prepared side by side in one process and timed round by
     round (:mod:`suites.interleave`); an engine with process-wide state that one cell's preparation
     resets (torch.compile's Dynamo caches) is timed one cell at a time instead."""
@@ -63,6 +64,7 @@ class Engine:
     modes: tuple[str, ...] = ("inference",)
     torch_native = False
     interleavable = True
+    quantizes = False     # runs --dtype int8 (post-training quantisation, suites.engines.quantize)
 
     def unavailable(self) -> str | None:
         """None when the engine can run on this machine, else why not (and how to fix it)."""
@@ -91,32 +93,54 @@ class Engine:
         raise TypeError(f"engine {self.name!r} does not run torch modules; it runs {', '.join(self.modes)}")
 
 
-def at_batch(forward: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def pack(outputs: list[torch.Tensor]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """One output as a tensor, several (a backbone's feature maps) as a tuple: the form eager returns."""
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def to_cpu_float(out: Any) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """A model's output (a tensor or a tuple of feature maps) as float32 CPU tensor(s)."""
+    return pack([t.float().cpu() for t in outputs_of(out)])
+
+
+def at_batch(forward: Callable[[torch.Tensor], Any], batch_size: int) -> Callable[[torch.Tensor], Any]:
     """``forward`` for any number of images, always called with exactly ``batch_size`` of them (the
-    last chunk padded with zeros, its padding dropped from the output): a model compiled for one
-    batch size (OpenVINO's static shapes, torch.compile's specialisation) is never rebuilt for another."""
-    def run(inp: torch.Tensor) -> torch.Tensor:
-        outs = []
+    last chunk padded with zeros, its padding dropped from the output; every output of a tuple alike): a
+    model compiled for one batch size (OpenVINO's static shapes, torch.compile's specialisation) is never
+    rebuilt for another."""
+    def run(inp: torch.Tensor) -> Any:
+        outs: list[list[torch.Tensor]] = []
         for chunk in inp.split(batch_size):
             n = chunk.shape[0]
             padded = torch.cat([chunk, chunk.new_zeros(batch_size - n, *chunk.shape[1:])]) if n < batch_size else chunk
-            outs.append(forward(padded)[:n])
-        return torch.cat(outs)
+            outs.append([t[:n] for t in outputs_of(forward(padded))])
+        return pack([torch.cat(parts) for parts in zip(*outs)])
     return run
 
 
-def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """max |out - ref| / max |ref| (both taken to float32 on the CPU)."""
-    out, ref = out.detach().float().cpu(), ref.detach().float().cpu()
-    if out.shape != ref.shape:
-        raise ParityError(f"output shape {tuple(out.shape)} differs from eager's {tuple(ref.shape)}")
-    return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+def relative_error(out: Any, ref: Any) -> float:
+    """max |out - ref| / max |ref| (both taken to float32 on the CPU); for several outputs (a backbone's
+    feature maps) the largest over them, each output against its own reference."""
+    outs, refs = outputs_of(out), outputs_of(ref)
+    if len(outs) != len(refs):
+        raise ParityError(f"{len(outs)} outputs differ in number from eager's {len(refs)}")
+    worst = 0.0
+    for i, (o, r) in enumerate(zip(outs, refs)):
+        o, r = o.detach().float().cpu(), r.detach().float().cpu()
+        if o.shape != r.shape:
+            which = f"output {i} shape" if len(outs) > 1 else "output shape"
+            raise ParityError(f"{which} {tuple(o.shape)} differs from eager's {tuple(r.shape)}")
+        rel = float((o - r).abs().max() / r.abs().max().clamp_min(1e-30))
+        worst = rel if rel != rel else max(worst, rel)     # NaN stays NaN (and fails the tolerance)
+        if worst != worst:
+            break
+    return worst
 
 
 def parity_input(cell: Cell) -> torch.Tensor:
-    """The fixed random batch every engine's output is compared on (float32, CPU)."""
+    """The fixed random batch (N, 3, H, W) every engine's output is compared on (float32, CPU)."""
     g = torch.Generator().manual_seed(PARITY_SEED)
-    return torch.randn(min(cell.batch_size, PARITY_BATCH), 3, cell.resolution, cell.resolution, generator=g)
+    return torch.randn(min(cell.batch_size, PARITY_BATCH), 3, *cell.hw, generator=g)
 
 
 def eager_reference(cell: Cell, x: torch.Tensor, *, num_classes: int = 1000,
@@ -133,8 +157,12 @@ def eager_reference(cell: Cell, x: torch.Tensor, *, num_classes: int = 1000,
 
 def check_parity(cell: Cell, step: Step, reference: torch.Tensor, x: torch.Tensor,
                  tolerance: float | None = None) -> float:
-    """``step.parity_rel`` from ``step.infer(x)`` against ``reference``; ParityError above the tolerance."""
-    rel = relative_error(step.infer(x), reference)
+    """``step.parity_rel`` from ``step.infer(x)`` against ``reference`` (every output of a tuple compared,
+    the largest error kept); ParityError above the tolerance. Features and segment cells also record their
+    output shapes (:func:`suites.core.modelprep.task_facts`) in ``step.info``."""
+    out = step.infer(x)
+    rel = relative_error(out, reference)
+    step.info.update(task_facts(cell, step.model, out))
     limit = tolerance if tolerance is not None else cell.parity_tol if cell.parity_tol is not None \
         else PRECISIONS[cell.dtype].parity_tol
     step.parity_rel = rel

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from suites.core.modelprep import seeded_weights
-from suites.engines.base import Engine, Step, at_batch, check_parity, eager_reference, parity_input
+from suites.engines.base import Engine, Step, at_batch, check_parity, eager_reference, parity_input, to_cpu_float
 from suites.core import guards, modelprep, timing
 from suites.core.cell import Cell, Context
 from suites.core.counting import count_params
@@ -79,7 +79,7 @@ class Eager(Engine):
                 # a copy made under inference mode, like the timed input: a tensor from outside it has
                 # other dispatch keys, and torch.compile would recompile the graph it times for it
                 inp = inp.to(cell.device, modelprep.TORCH_DTYPES[cell.dtype], copy=True).contiguous(memory_format=fmt)
-                return fwd(inp).float().cpu()
+                return to_cpu_float(fwd(inp))
             infer = at_batch(forward, cell.batch_size) if self.static_batch else forward
 
             step = Step(run=run, infer=infer, timer=timing.timer_for(cell.device), params=count_params(model),
@@ -88,6 +88,8 @@ class Eager(Engine):
                 check_parity(cell, step, ref, x_ref)
             else:
                 step.parity_rel = 0.0
+                if cell.task != "classify":     # the feature shapes, from one image
+                    step.info.update(modelprep.task_facts(cell, model, infer(x_ref[:1])))
             step.info.update(self.compiled_facts())
             yield step
 

@@ -13,16 +13,23 @@ from lsnet.ops import ska_onnx
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
-def export_onnx(model: nn.Module | str, path: str | os.PathLike, *, resolution: int = 224, batch_size: int = 1,
-                dtype: str = "float32", fused: bool = True, dynamic_batch: bool = True,
+def output_names(n: int) -> list[str]:
+    """The names of an exported model's outputs: ``logits`` for one (a classifier, a segmentation head),
+    ``features_0`` ... for several (a backbone's feature maps, in the order the model returns them)."""
+    return ["logits"] if n == 1 else [f"features_{i}" for i in range(n)]
+
+
+def export_onnx(model: nn.Module | str, path: str | os.PathLike, *, resolution: int | tuple[int, int] = 224,
+                batch_size: int = 1, dtype: str = "float32", fused: bool = True, dynamic_batch: bool = True,
                 opset: int = ska_onnx.OPSET, ska: str = "shift") -> Path:
     """Write ``model`` (a zoo name or a module) to ``path`` as one self-contained ONNX file.
 
-    A name is built with :func:`suites.core.zoo.create` at ``resolution``; ``fused`` folds BN and RepVGG
-    branches (``lsnet.fuse``) first. The input is ``x`` (N, 3, R, R) in ``dtype`` (float32 or
-    float16), the output ``logits``; N is a dynamic axis unless ``dynamic_batch`` is False. ``ska`` is
-    the translation of the SKA ops (``shift``: fastest in OpenVINO and TensorRT; ``conv``: fastest in
-    ONNX Runtime; see :mod:`lsnet.ops.ska_onnx`).
+    A name is built with :func:`suites.core.zoo.create` at ``resolution`` (one int: square; or (H, W));
+    ``fused`` folds BN and RepVGG branches (``lsnet.fuse``) first. The input is ``x`` (N, 3, H, W) in
+    ``dtype`` (float32 or float16); the outputs are named by :func:`output_names` (``logits``, or
+    ``features_0``... for a model returning a tuple of feature maps); N is a dynamic axis of each unless
+    ``dynamic_batch`` is False. ``ska`` is the translation of the SKA ops (``shift``: fastest in OpenVINO
+    and TensorRT; ``conv``: fastest in ONNX Runtime; see :mod:`lsnet.ops.ska_onnx`).
     """
     import lsnet
     if dtype not in DTYPES:
@@ -37,17 +44,23 @@ def export_onnx(model: nn.Module | str, path: str | os.PathLike, *, resolution: 
     if fused:
         model = lsnet.fuse(model)
     model = model.to(DTYPES[dtype])
-    x = torch.randn(batch_size, 3, resolution, resolution, dtype=DTYPES[dtype])
+    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    x = torch.randn(batch_size, 3, h, w, dtype=DTYPES[dtype])
     ska_onnx.register(opset, ska)
     path = Path(path)
-    axes = {"x": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    with torch.no_grad():
+        out = model(x)
+    n_out = len(out) if isinstance(out, (tuple, list)) else 1
+    names = output_names(n_out)
+    axes = {n: {0: "batch"} for n in ["x", *names]} if dynamic_batch else None
+    px = f"{h} px" if h == w else f"{h}x{w} px"
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")        # tracer warnings about Python-side shape checks
-            torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["logits"],
+            torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=names,
                               dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
     except Exception as exc:
-        raise RuntimeError(f"export_onnx: {name} at {resolution} px ({dtype}) could not be exported: "
+        raise RuntimeError(f"export_onnx: {name} at {px} ({dtype}) could not be exported: "
                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
     return path
 

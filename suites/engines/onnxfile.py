@@ -1,6 +1,6 @@
 """The ONNX file of a cell's model, exported once per run folder and kept under ``artifacts/`` so a
 user can deploy exactly what was measured. The file name starts with the model name and says what
-it holds: resolution, dtype, fused or not, the SKA translation (LSNet models), and the checkpoint and
+it holds: resolution, task, dtype, fused or not, the SKA translation (LSNet models), and the checkpoint and
 class count where not the default."""
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from suites.core.counting import count_params
 
 
 def artifact_name(cell: Cell, num_classes: int = 1000, checkpoint: str | None = None, ska: str | None = None) -> str:
-    """``lsnet_t_r224_float32_fused_ska-conv.onnx``; ``ska`` only for models with SKA ops."""
+    """``lsnet_t_r224_float32_fused_ska-conv.onnx``; ``ska`` only for models with SKA ops; a non-square
+    resolution is ``r800x1333``; a task other than classify follows it (``lsnet_t_r512_segment_...``)."""
     dtype = "float16" if cell.dtype == "float16" else "float32"
-    parts = [cell.model, f"r{cell.resolution}", dtype, "fused" if cell.fused else "unfused"]
+    parts = [cell.model, f"r{cell.resolution_text}", *([cell.task] if cell.task != "classify" else []), dtype,
+             "fused" if cell.fused else "unfused"]
     if ska:
         parts.append(f"ska-{ska}")
     if num_classes != 1000:

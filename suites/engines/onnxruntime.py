@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from suites.engines.base import Engine, Step, check_parity, eager_reference, parity_input
+from suites.engines.base import Engine, Step, check_parity, eager_reference, pack, parity_input
+from suites.engines import quantize
 from suites.engines.onnxfile import exported
 from suites.core.cell import Cell, Context
 from suites.core.devices import is_cuda
@@ -27,6 +28,7 @@ def _ort() -> Any:
 
 class OnnxRuntime(Engine):
     name = "onnxruntime"
+    quantizes = True              # --dtype int8: static QDQ quantisation (suites.engines.quantize)
     provider_cpu, provider_cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
     ska_translation = "conv"      # fewest nodes: ONNX Runtime pays a fixed cost per node
 
@@ -45,6 +47,8 @@ class OnnxRuntime(Engine):
             return "--cuda-graphs is an eager-engine option"
         if cell.dtype in ("amp", "bfloat16"):
             return f"{cell.dtype} is not an ONNX Runtime precision here (export float32, or float16 on CUDA)"
+        if cell.dtype == "int8" and (reason := quantize.skip_reason(cell)):
+            return reason
         if cell.dtype == "float16" and not is_cuda(cell.device):
             return "float16 on ONNX Runtime's CPU execution provider falls back to slow reference kernels; " \
                    "use float32 on CPUs"
@@ -69,26 +73,33 @@ class OnnxRuntime(Engine):
     @contextlib.contextmanager
     def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
                 throughput: bool = False) -> Iterator[Step]:
+        int8 = cell.dtype == "int8"
         x_ref = parity_input(cell)
-        ref = eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
+        ref = None if int8 else eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
         path, params, ska = exported(cell, ctx, num_classes=num_classes, checkpoint=checkpoint,
                                      ska=self.ska_translation)
+        if int8:     # the float32 export quantised (kept beside it under artifacts/)
+            quantized = quantize.quantize_onnx(cell, ctx, path, crop_ratio=quantize.crop_ratio_of(cell))
+            path = quantized.path
         sess = self.session(cell, str(path))
         name = sess.get_inputs()[0].name
         np_dtype = "float16" if cell.dtype == "float16" else "float32"
-        x = torch.randn(cell.batch_size, 3, cell.resolution, cell.resolution).numpy().astype(np_dtype)
+        x = torch.randn(cell.batch_size, 3, *cell.hw).numpy().astype(np_dtype)
         if is_cuda(cell.device):
             run = self._bound_run(sess, name, x, cell)
         else:
             run = lambda: sess.run(None, {name: x})  # noqa: E731
 
         def infer(inp: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(sess.run(None, {name: inp.numpy().astype(np_dtype)})[0]).float()
+            # every output (a backbone's feature maps are several), in the model's order
+            return pack([torch.from_numpy(o).float() for o in sess.run(None, {name: inp.numpy().astype(np_dtype)})])
 
         so = sess.get_session_options()
         info = {"onnx": str(path), "providers": sess.get_providers(), "ort_version": _ort().__version__,
                 "intra_op_threads": so.intra_op_num_threads, "graph_optimization": str(so.graph_optimization_level),
                 "ska_translation": ska}
+        if int8:
+            info["int8"] = quantized.facts
         def profile(runs: int, trace_dir: Path) -> list[tuple[str, str, float]]:
             """ONNX Runtime's profiler on a session of its own: every node's kernel time over ``runs``."""
             prof = self.session(cell, str(path), profile_prefix=str(trace_dir / "onnxruntime"))
@@ -104,7 +115,11 @@ class OnnxRuntime(Engine):
 
         step = Step(run=run, infer=infer, timer=CpuTimer(), params=params, info=info,
                     profile=None if is_cuda(cell.device) else profile)
-        check_parity(cell, step, ref, x_ref)
+        if int8:
+            quantize.judge(cell, step, num_classes=num_classes, checkpoint=checkpoint,
+                           crop_ratio=quantize.crop_ratio_of(cell))
+        else:
+            check_parity(cell, step, ref, x_ref)
         try:
             yield step
         finally:
@@ -117,7 +132,8 @@ class OnnxRuntime(Engine):
         xt = torch.from_numpy(x).to(dev)
         binding = sess.io_binding()
         binding.bind_input(name, "cuda", dev.index or 0, x.dtype, list(xt.shape), xt.data_ptr())
-        binding.bind_output(sess.get_outputs()[0].name, "cuda", dev.index or 0)
+        for out in sess.get_outputs():       # every output stays on the GPU (features: one per map)
+            binding.bind_output(out.name, "cuda", dev.index or 0)
 
         def run() -> Any:
             sess.run_with_iobinding(binding)

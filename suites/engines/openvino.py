@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from suites.engines.base import Engine, Step, at_batch, check_parity, eager_reference, parity_input
+from suites.engines.base import Engine, Step, at_batch, check_parity, eager_reference, pack, parity_input
+from suites.engines import quantize
 from suites.engines.onnxfile import exported
 from suites.core.cell import Cell, Context
 from suites.core.devices import is_cuda
 from suites.core.timing import CpuTimer
 
 EXTRA = 'pip install -e ".[engines]"'
-PRECISIONS = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
-CAPABILITY = {"float32": "FP32", "float16": "FP16", "bfloat16": "BF16"}
+# int8: the quantised layers run in int8 whatever the hint; the hint pins the float remainder to f32
+PRECISIONS = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "int8": "f32"}
+CAPABILITY = {"float32": "FP32", "float16": "FP16", "bfloat16": "BF16", "int8": "INT8"}
 
 
 def _ov() -> Any:
@@ -33,6 +35,7 @@ def _ov() -> Any:
 
 class OpenVino(Engine):
     name = "openvino"
+    quantizes = True              # --dtype int8: NNCF post-training quantisation (suites.engines.quantize)
     ska_translation = "shift"     # its products and sum compile into fused JIT subgraphs
 
     def unavailable(self) -> str | None:
@@ -51,6 +54,8 @@ class OpenVino(Engine):
             return "amp is PyTorch autocast; ask OpenVINO for float16 or bfloat16 instead"
         if cell.channels_last:
             return "channels_last is a PyTorch memory format; OpenVINO chooses its own layouts"
+        if cell.dtype == "int8" and (reason := quantize.skip_reason(cell)):
+            return reason
         if self.unavailable() is None:
             caps = _ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
             if CAPABILITY[cell.dtype] not in caps:
@@ -66,20 +71,24 @@ class OpenVino(Engine):
     def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
                 throughput: bool = False) -> Iterator[Step]:
         ov = _ov()
+        int8 = cell.dtype == "int8"
         x_ref = parity_input(cell)
-        ref = eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
+        ref = None if int8 else eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
         # one float32 graph for every precision: the plugin runs it at the pinned inference precision
         path, params, ska = exported(cell.with_(dtype="float32"), ctx, num_classes=num_classes,
                                      checkpoint=checkpoint, ska=self.ska_translation)
+        if int8:     # NNCF's int8 IR of the float32 export (kept beside it under artifacts/)
+            quantized = quantize.quantize_openvino(cell, ctx, path, crop_ratio=quantize.crop_ratio_of(cell))
+            path = quantized.path
         core = ov.Core()
-        shape = [cell.batch_size, 3, cell.resolution, cell.resolution]
+        shape = [cell.batch_size, 3, *cell.hw]
 
         def compile_static(config: dict[str, Any]) -> Any:
             model = core.read_model(str(path))
             model.reshape(shape)
             return core.compile_model(model, "CPU", config)
         compiled = compile_static(self.config(cell, throughput))
-        x = torch.randn(cell.batch_size, 3, cell.resolution, cell.resolution).numpy()
+        x = torch.randn(cell.batch_size, 3, *cell.hw).numpy()
         if throughput:
             run, per_run = self._async_run(ov, compiled, x)
         else:
@@ -89,7 +98,8 @@ class OpenVino(Engine):
 
         def forward(inp: torch.Tensor) -> torch.Tensor:
             out = parity_request.infer([inp.numpy().astype(np.float32)])
-            return torch.from_numpy(np.array(next(iter(out.values())))).float()
+            # every output, in the model's order (a backbone's feature maps are several)
+            return pack([torch.from_numpy(np.array(out[port])).float() for port in compiled.outputs])
         infer = at_batch(forward, cell.batch_size)
 
         used = {k: _text(compiled.get_property(k)) for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT",
@@ -97,6 +107,8 @@ class OpenVino(Engine):
         info = {"onnx": str(path), "openvino_version": ov.get_version(), "requested": self.config(cell, throughput),
                 "used": used, "images_per_run": per_run, "static_shape": shape,
                 "ska_translation": ska}
+        if int8:
+            info["int8"] = {**quantized.facts, "runtime_precisions": quantize.runtime_precisions(compiled)}
         def profile(runs: int, trace_dir: Path) -> list[tuple[str, str, float]]:
             """OpenVINO's per-layer counters (PERF_COUNT) of a compiled model of its own, over ``runs``."""
             prof = compile_static({**self.config(cell, throughput), "PERF_COUNT": True})
@@ -112,7 +124,11 @@ class OpenVino(Engine):
 
         step = Step(run=run, infer=infer, timer=CpuTimer(), params=params, info=info, images_per_run=per_run,
                     profile=profile)
-        check_parity(cell, step, ref, x_ref)
+        if int8:
+            quantize.judge(cell, step, num_classes=num_classes, checkpoint=checkpoint,
+                           crop_ratio=quantize.crop_ratio_of(cell))
+        else:
+            check_parity(cell, step, ref, x_ref)
         try:
             yield step
         finally:

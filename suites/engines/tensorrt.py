@@ -16,6 +16,7 @@ PROVIDER = "TensorrtExecutionProvider"
 
 class TensorRT(OnnxRuntime):
     name = "tensorrt"
+    quantizes = False     # int8 in TensorRT needs its own calibrator (not built): --dtype int8 is a skipped row
     ska_translation = "shift"     # TensorRT fuses the point-wise chain; the conv form writes K*K copies of x
 
     def unavailable(self) -> str | None:

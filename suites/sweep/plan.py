@@ -52,23 +52,37 @@ def _skip_reason(suite: registry.Suite, cell: Cell, unavailable: dict[str, str |
         return f"suite {suite.name!r} does not run through engine {engine!r} (it runs through {', '.join(runs_through(suite))})"
     if unavailable.get(engine):
         return f"engine {engine!r} is not available here: {unavailable[engine]}"
+    if cell.dtype == "int8" and not _quantizes(engine):
+        quantizers = [e for e in engines.ENGINES if _quantizes(e)]
+        return (f"--dtype int8 is post-training quantisation of the ONNX export, which engine {engine!r} does not do; "
+                f"use --engine {' or '.join(quantizers)}")
     return engines.get(engine).skip_reason(cell) or suite.skip_reason(cell)
+
+
+def _quantizes(engine: str) -> bool:
+    try:
+        return engines.get(engine).quantizes
+    except ImportError:
+        return False
 
 
 def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], dtypes: Sequence[str],
          engines_: Sequence[str] = ("eager",), batch_sizes: Sequence[int] | None = None,
-         max_batch: int | None = None, options: dict[str, Any] | None = None, **cell_fields: Any) -> list[Task]:
-    """Tasks for every suite x model x engine x device x dtype x batch size, as each suite's
+         max_batch: int | None = None, options: dict[str, Any] | None = None,
+         tasks_: Sequence[str] = ("classify",), **cell_fields: Any) -> list[Task]:
+    """Tasks for every suite x task x model x engine x device x dtype x batch size, as each suite's
     descriptor plans them (see :class:`suites.core.registry.Suite`). ``options`` maps a suite name to its
-    options; ``cell_fields`` are the other :class:`Cell` fields (resolution, threads, ...)."""
+    options; ``tasks_`` are the ``--task`` values (classify, features, segment); ``cell_fields`` are the
+    other :class:`Cell` fields (resolution, threads, ...)."""
     options = options or {}
     unavailable = {e: engines.get(e).unavailable() for e in engines_}
     tasks: list[Task] = []
     for name in suites:
         suite = registry.get(name)
         opts = options.get(name)
-        fields = {**cell_fields, "repeats": cell_fields.get("repeats", 1) if suite.timed else 1}
-        for model in models:
+        suite_fields = {**cell_fields, "repeats": cell_fields.get("repeats", 1) if suite.timed else 1}
+        for task, model in ((t, m) for t in tasks_ for m in models):
+            fields = {**suite_fields, "task": task}
             if suite.plan == "per_model":
                 cell = Cell(name, model, device="cpu", dtype="float32", options=opts, **{**fields, "cuda_graphs": False})
                 tasks.append(Task((cell,), skip_reason=suite.skip_reason(cell)))

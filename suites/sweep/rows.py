@@ -40,7 +40,8 @@ def make_row(run_id: str, cell: Cell, out: dict[str, Any]) -> dict[str, Any]:
     row.update(run_id=run_id, suite=cell.suite, engine=cell.engine, model=cell.model, family=family,
                host=machine.get("host"), device=cell.device, device_name=machine.get("device_name"),
                dtype=cell.dtype, channels_last=cell.channels_last, compile=cell.compile, fused=cell.fused,
-               batch_size=cell.batch_size, resolution=cell.resolution, threads=machine.get("threads", cell.threads))
+               batch_size=cell.batch_size, resolution=cell.resolution_text, threads=machine.get("threads", cell.threads),
+               task=cell.task)
     row.update({k: v for k, v in result.items() if k in MEASURE_COLUMNS})
     row["status"] = status
     row["error"] = result.get("error") if status != "ok" else None
@@ -52,6 +53,9 @@ def make_row(run_id: str, cell: Cell, out: dict[str, Any]) -> dict[str, Any]:
     if cell.cuda_graphs:
         extra.setdefault("cuda_graphs", True)
     row["extra"] = extra
+    int8 = extra.get("int8")      # the accuracy cost every int8 row carries (suites.engines.quantize.judge)
+    if isinstance(int8, dict) and row.get("int8_agreement") is None and "int8_agreement" in row:
+        row["int8_agreement"] = int8.get("agreement")
     row["cell"] = cell.to_dict()
     return row
 

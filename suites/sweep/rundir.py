@@ -2,6 +2,7 @@
 holds (for ``--resume``), and signals that end a sweep the way Ctrl-C does."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -118,8 +119,13 @@ def _now() -> str:
 
 
 def cell_key(cell: Cell | dict[str, Any]) -> str:
-    """A stable identity of a cell (its JSON form)."""
-    d = cell.to_dict() if isinstance(cell, Cell) else cell
+    """A stable identity of a cell (its JSON form; a recorded cell without a field added since, e.g. ``task``,
+    has that field's default, so older folders resume without re-running their cells)."""
+    if isinstance(cell, Cell):
+        d = cell.to_dict()
+    else:
+        d = {f.name: f.default for f in dataclasses.fields(Cell) if f.default is not dataclasses.MISSING}
+        d.update(cell)
     return json.dumps(d, sort_keys=True, default=str)
 
 
