@@ -4,9 +4,8 @@ logit error, and where the accuracy suite measured it, the int8 top-1 beside flo
 figures on which int8 points have their own marker.
 
 The speed-up is float32 time / int8 time. Where both rows were measured interleaved in one group (same run,
-suite and device: the same rounds), it is the median of the per-round paired ratios, with a bootstrap 95%
-interval of that median ("paired"; rows whose rounds lost a whole burst to stalls cannot be aligned and are
-not paired); otherwise the ratio of the two medians, without an interval. Rows of
+suite and device: the same rounds), it is the median of the per-round paired ratios over the rounds both took part
+in, with the ~95% interval of that median the sweep gives its own ratios ("paired"); otherwise the ratio of the two medians, without an interval. Rows of
 different suites or engines are never merged.
 """
 from __future__ import annotations
@@ -14,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
 from reports.htmltable import html_table
+from suites.core.measurement import ratio_of
 
 TIMED = {"latency": ("latency_ms_p50", "min"), "throughput": ("throughput_img_s", "max")}
-BOOTSTRAP = 2000
+MIN_PAIRED_ROUNDS = 3
 INT8_MARKER, FLOAT_MARKER = "s", "o"
 
 
@@ -39,24 +38,17 @@ def _extra(r: pd.Series) -> dict[str, Any]:
     return e if isinstance(e, dict) else {}
 
 
-def _round_ms(r: pd.Series) -> list[float]:
-    """The row's per-round medians, or [] when some round lost every sample to stalls (its medians then no
-    longer line up with the rounds of the other cells)."""
-    e = _extra(r)
-    meds = [float(v) for v in (e.get("round_medians_ms") or []) if v == v]
-    rounds = e.get("n_rounds")
-    return meds if rounds is None or rounds == len(meds) else []
+def _round_ms(r: pd.Series) -> list[float | None]:
+    """The row's per-round medians (None for a round that lost every sample to stalls)."""
+    return [float(v) if v is not None and v == v else None for v in (_extra(r).get("round_medians_ms") or [])]
 
 
-def paired_ratio(base: list[float], other: list[float], seed: int = 0) -> tuple[float, float, float] | None:
-    """(median, low, high) of the per-round ratios base/other with a bootstrap 95% interval of the median;
-    None unless both have the same number (>= 3) of rounds."""
-    if len(base) != len(other) or len(base) < 3:
-        return None
-    ratios = np.asarray(base, float) / np.asarray(other, float)
-    rng = np.random.default_rng(seed)
-    meds = np.median(rng.choice(ratios, size=(BOOTSTRAP, len(ratios)), replace=True), axis=1)
-    return float(np.median(ratios)), float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))
+def paired_ratio(base: list[float | None], other: list[float | None]) -> tuple[float, float, float] | None:
+    """(median, low, high) of the per-round ratios base/other over the rounds both took part in, with the
+    ~95% interval of that median (:func:`suites.core.measurement.ratio_of`, the sweep's own pairing); None
+    below :data:`MIN_PAIRED_ROUNDS` such rounds."""
+    r = ratio_of(base, other)
+    return None if r is None or r.n_rounds < MIN_PAIRED_ROUNDS else (r.value, r.low, r.high)
 
 
 def _float_ops(extra: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@ modules import each other, directly or round a circle.
 
 lsnet < baselines < suites.core < suites.engines < the suites (suites/*.py) < suites.sweep <
 suites.executors < suites.gate (the A/B gate) < suites.cli (the command, which also renders reports);
-reports read only the schema (suites.core.schema, suites.core.published) and the files (suites.core.resultfiles).
+reports read only the schema (suites.core.schema, suites.core.published), the files (suites.core.resultfiles)
+and the statistics of rounds (suites.core.measurement).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("lsnet", "baselines", "suites", "reports")
 LAYERS = ("lsnet", "baselines", "suites.core", "suites.engines", "suites", "suites.sweep", "suites.executors",
           "suites.gate", "suites.cli")
-SCHEMA = ("suites.core.schema", "suites.core.published", "suites.core.resultfiles")   # and the files
+SCHEMA = ("suites.core.schema", "suites.core.published", "suites.core.resultfiles",   # and the files
+          "suites.core.measurement")   # the statistics of rounds (pure Python)
 SUBPACKAGES = tuple(layer for layer in LAYERS if layer.startswith("suites."))
 
 

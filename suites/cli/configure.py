@@ -225,7 +225,7 @@ def _usable_cores() -> int:
 
 def _check_models_accept(models: list[str], resolution: int | tuple[int, int]) -> None:
     """Models fail below their total stride; small resolutions (either side) are checked with one forward each."""
-    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    h, w = parse_resolution(resolution)
     if min(h, w) >= 64:
         return
     import torch
@@ -318,8 +318,7 @@ def _check_int8(args: argparse.Namespace, dtypes: list[str], engines_: list[str]
             if getattr(args, dest, default) != default:
                 print(f"warning: {flag} is ignored: it calibrates --dtype int8, which is not asked for", file=sys.stderr)
         return "proxy"      # the cells' default: float cells never read it
-    from suites.sweep.plan import _quantizes
-    quantizers = [e for e in engines.ENGINES if _quantizes(e)]
+    quantizers = engines.quantizers()
     if not set(engines_) & set(quantizers):
         raise UsageError(f"--dtype int8 is post-training quantisation in {' and '.join(quantizers)}; engine(s) "
                          f"{', '.join(engines_)} do not quantise: add --engine {','.join(quantizers)}")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import lsnet.ops.ska  # noqa: F401  (registers lsnet::ska)
+from suites.core.schema import parse_resolution
 
 
 def _ska_macs(x_shape: list[int], w_shape: list[int]) -> int:
@@ -36,10 +37,6 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _hw(resolution: int | tuple[int, int]) -> tuple[int, int]:
-    return (resolution, resolution) if isinstance(resolution, int) else (int(resolution[0]), int(resolution[1]))
-
-
 @contextmanager
 def _eval_one_image(model: nn.Module, resolution: int | tuple[int, int]) -> Iterator[torch.Tensor]:
     """Yield one random image (1, 3, H, W) for ``model`` (its dtype and device; ``resolution`` one int for a
@@ -49,7 +46,7 @@ def _eval_one_image(model: nn.Module, resolution: int | tuple[int, int]) -> Iter
     model.eval()
     try:
         with torch.no_grad():
-            yield torch.randn(1, 3, *_hw(resolution), dtype=p.dtype, device=p.device)
+            yield torch.randn(1, 3, *parse_resolution(resolution), dtype=p.dtype, device=p.device)
     finally:
         model.train(was_training)
 

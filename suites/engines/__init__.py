@@ -20,6 +20,18 @@ def get(name: str) -> Engine:
     return importlib.import_module(f"suites.engines.{name}").ENGINE
 
 
+def quantizers() -> list[str]:
+    """The engines that run ``--dtype int8`` (post-training quantisation of the export, ``Engine.quantizes``)."""
+    out = []
+    for name in ENGINES:
+        try:
+            if get(name).quantizes:
+                out.append(name)
+        except ImportError:
+            continue
+    return out
+
+
 def availability() -> dict[str, str | None]:
     """``{engine: None}`` when it can run here, else the reason it cannot."""
     out: dict[str, str | None] = {}
@@ -31,4 +43,4 @@ def availability() -> dict[str, str | None]:
     return out
 
 
-__all__ = ["ENGINES", "Engine", "Step", "availability", "get"]
+__all__ = ["ENGINES", "Engine", "Step", "availability", "get", "quantizers"]

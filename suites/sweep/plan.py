@@ -52,18 +52,10 @@ def _skip_reason(suite: registry.Suite, cell: Cell, unavailable: dict[str, str |
         return f"suite {suite.name!r} does not run through engine {engine!r} (it runs through {', '.join(runs_through(suite))})"
     if unavailable.get(engine):
         return f"engine {engine!r} is not available here: {unavailable[engine]}"
-    if cell.dtype == "int8" and not _quantizes(engine):
-        quantizers = [e for e in engines.ENGINES if _quantizes(e)]
+    if cell.dtype == "int8" and engine not in (quantizers := engines.quantizers()):
         return (f"--dtype int8 is post-training quantisation of the ONNX export, which engine {engine!r} does not do; "
                 f"use --engine {' or '.join(quantizers)}")
     return engines.get(engine).skip_reason(cell) or suite.skip_reason(cell)
-
-
-def _quantizes(engine: str) -> bool:
-    try:
-        return engines.get(engine).quantizes
-    except ImportError:
-        return False
 
 
 def plan(suites: Sequence[str], models: Sequence[str], devices: Sequence[str], dtypes: Sequence[str],
