@@ -13,6 +13,9 @@ calibrated on a few hundred images, and the accuracy it costs, judged against ea
   weights, fast bias correction) and saved as IR (``.xml``/``.bin``); the engine records the precision
   each layer of the compiled model runs in (``runtime_precisions``).
 
+Both quantisers run in a spawned process of their own (:func:`_in_child`): calibration memory goes back when
+it ends, and a crash inside their native code is the cell's error row, not the end of the sweep.
+
 Calibration images (``--calib-images N``, ``--calib-source``): the cell's ``calib_source`` is one of
 ``imagefolder:<folder>`` (an ImageFolder with the accuracy suite's evaluation preprocessing, a seeded
 shuffle), ``proxy`` (the proxy task's image generator, :mod:`suites.core.proxy_task`, at the cell's
