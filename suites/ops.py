@@ -31,6 +31,7 @@ from suites.core.devices import is_cuda
 from suites.core.precision import PRECISIONS
 from suites.interleave import sequential
 from suites.core.registry import Suite, register
+from suites.core.schema import parse_resolution
 
 BACKENDS = ("reference", "torch", "triton", "official")
 MODES = ("fwd", "bn_add", "fwd_bwd")
@@ -79,7 +80,7 @@ def lsnet_shapes(batch: int, resolution: int | tuple[int, int] = 224, model: str
     """Stages with at least one LSConv (stages 1-3 of depth >= 2) of ``model`` (default: T, S and B), at
     ``resolution`` (one int: square; or (H, W))."""
     shapes = []
-    h0, w0 = (resolution, resolution) if isinstance(resolution, int) else resolution
+    h0, w0 = parse_resolution(resolution)
     for name, cfg in CONFIGS.items():
         if model is not None and name != model:
             continue

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lsnet.ops import ska_onnx
+from suites.core.schema import parse_resolution
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -44,7 +45,7 @@ def export_onnx(model: nn.Module | str, path: str | os.PathLike, *, resolution: 
     if fused:
         model = lsnet.fuse(model)
     model = model.to(DTYPES[dtype])
-    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    h, w = parse_resolution(resolution)
     x = torch.randn(batch_size, 3, h, w, dtype=DTYPES[dtype])
     ska_onnx.register(opset, ska)
     path = Path(path)

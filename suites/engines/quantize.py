@@ -99,20 +99,6 @@ def source_label(cell: Cell) -> str:
     return f"imagefolder-{safe}-{hashlib.sha1(folder.encode()).hexdigest()[:6]}"
 
 
-def hw(cell: Cell) -> tuple[int, int]:
-    """The cell's input height and width (a square resolution, or a pair)."""
-    if isinstance(getattr(cell, "hw", None), tuple):
-        return cell.hw
-    r = cell.resolution
-    if isinstance(r, int):
-        return r, r
-    if isinstance(r, str) and "x" in r:
-        h, w = r.lower().split("x")
-        return int(h), int(w)
-    h, w = r
-    return int(h), int(w)
-
-
 def _proxy_images(n: int, h: int, w: int, seed: int) -> torch.Tensor:
     """``n`` images of the proxy task's generator (normalised as the proxy task feeds them), ``h`` x ``w``."""
     from suites.core import proxy_task
@@ -152,7 +138,7 @@ def _folder_images(folder: str, h: int, w: int, part: str, n: int, crop_ratio: f
 
 def images(cell: Cell, part: str, n: int, crop_ratio: float | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """(``n`` float32 inputs for ``part`` (``calibration`` or ``agreement``), where they came from)."""
-    h, w = hw(cell)
+    h, w = cell.hw
     kind = source_kind(cell)
     seed = CALIB_SEED if part == "calibration" else AGREEMENT_SEED
     facts: dict[str, Any] = {"source": kind}
