@@ -90,8 +90,7 @@ def run_rounds(benches: dict[Hashable, timing.Bench], per_call: dict[Hashable, f
     for k, m in meas.items():
         m.rounds = stalls[k].early_stalls(m.rounds)
         m.n_stalls = stalls[k].n_stalls
-        if m.n_stalls:
-            m.notes.append(f"{m.n_stalls} stall(s) above {timing.STALL_FACTOR:g}x the median removed")
+        m.notes.extend(stalls[k].notes())
     return {k: m for k, m in meas.items() if k not in failed}, failed
 
 

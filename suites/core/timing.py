@@ -146,14 +146,17 @@ def summarize(samples_ms: list[float]) -> dict[str, float | int]:
 
 
 STALL_FACTOR = 5.0      # a sample above this multiple of the running median is a stall
+PAUSE_FLOOR_MS = 100.0  # untimed time between two samples above this (and STALL_FACTOR x the median) is a pause
 
 
 class StallFilter:
     """Stalls detected while sampling: a sample above ``factor`` times the running median (of the
-    last 64 kept, once 10 exist) is counted and not kept."""
+    last 64 kept, once 10 exist) is counted and not kept; a pause of the process between two samples
+    (see :meth:`pause`) is counted too."""
 
     def __init__(self, factor: float = STALL_FACTOR):
         self.factor, self.kept, self.n_stalls = factor, [], 0
+        self.n_pauses, self.longest_pause_ms = 0, 0.0
         self._recent: list[float] = []
 
     def add(self, ms: float) -> bool:
@@ -164,6 +167,26 @@ class StallFilter:
         self._recent.append(ms)
         del self._recent[:-64]
         return True
+
+    def pause(self, gap_ms: float) -> None:
+        """Count ``gap_ms`` of untimed time between two samples as a stall when it exceeds
+        ``PAUSE_FLOOR_MS`` and ``factor`` times the running median: the process was stopped or
+        descheduled outside the timed work, so no sample shows it, yet the cell was disturbed."""
+        median = statistics.median(self._recent[-64:]) if self._recent else 0.0
+        if gap_ms > max(PAUSE_FLOOR_MS, self.factor * median):
+            self.n_stalls += 1
+            self.n_pauses += 1
+            self.longest_pause_ms = max(self.longest_pause_ms, gap_ms)
+
+    def notes(self) -> list[str]:
+        """What the filter removed or saw, for a Measurement's notes."""
+        out = []
+        if self.n_stalls > self.n_pauses:
+            out.append(f"{self.n_stalls - self.n_pauses} stall(s) above {self.factor:g}x the median removed")
+        if self.n_pauses:
+            out.append(f"{self.n_pauses} pause(s) of the process between samples (longest "
+                       f"{self.longest_pause_ms:.0f} ms) counted as stalls; no sample held them")
+        return out
 
     def early_stalls(self, rounds: list[list[float]]) -> list[list[float]]:
         """``rounds`` without the stalls among the first samples (before a running median existed)."""
@@ -192,6 +215,7 @@ def sample_stable(fn: Callable[[], Any], timer: Timer, *, min_time: float, min_s
         start = clock()
         t_end = start + min_time
         deadline = t_end + max_extra_time
+        last = start
         while len(kept) + stalls.n_stalls < max_samples:
             token = timer.start()
             fn()
@@ -199,15 +223,15 @@ def sample_stable(fn: Callable[[], Any], timer: Timer, *, min_time: float, min_s
             if stalls.add(ms):
                 kept.append(ms)
             now = clock()
+            stalls.pause((now - last) * 1e3 - ms)       # the loop's untimed part, this check included
+            last = now
             if len(kept) >= min_samples and now >= t_end:
                 if Measurement([kept]).spread <= spread_limit or now >= deadline:
                     break
         resampled = max(0.0, clock() - t_end)
     rounds = stalls.early_stalls([kept])
-    out = Measurement(rounds, stalls.n_stalls, [start], resampled_s=resampled, clock_offset=time.time() - clock())
-    if stalls.n_stalls:
-        out.notes.append(f"{stalls.n_stalls} stall(s) above {stall_factor:g}x the median removed")
-    return out
+    return Measurement(rounds, stalls.n_stalls, [start], resampled_s=resampled, clock_offset=time.time() - clock(),
+                       notes=stalls.notes())
 
 
 def trusted(m: Measurement) -> dict[str, Any]:
