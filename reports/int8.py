@@ -104,16 +104,20 @@ def pairs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The accuracy suite's int8 rows: int8 top-1 beside float32's, per engine, model and source."""
-    if df.empty or "dtype" not in df.columns:
+    """The accuracy suite's int8 rows: int8 top-1 beside float32's, per engine, model and source; ``parity``
+    says whether the int8 form passed its agreement rule (an error row that failed it keeps its top-1)."""
+    if df.empty or "dtype" not in df.columns or "top1" not in df.columns:
         return pd.DataFrame()
-    a = df[(df["status"] == "ok") & (df["suite"] == "accuracy") & (df["dtype"] == "int8")].copy()
+    a = df[(df["suite"] == "accuracy") & (df["dtype"] == "int8") & df["status"].isin(["ok", "error"])].copy()
+    a["top1"] = pd.to_numeric(a["top1"], errors="coerce")
+    a = a.dropna(subset=["top1"])
     if a.empty:
         return pd.DataFrame()
     a["top1_float32"] = pd.to_numeric(a.get("top1_float32"), errors="coerce")
     a["top1_delta"] = a["top1"] - a["top1_float32"]
+    a["parity"] = ["ok" if s == "ok" else "failed" for s in a["status"]]
     return a[["engine", "model", "top1_source", "top1", "top1_float32", "top1_delta", "int8_agreement",
-              "parity_rel"]].sort_values(["top1_source", "engine", "model"])
+              "parity_rel", "parity"]].sort_values(["top1_source", "engine", "model"])
 
 
 def _fmt(table: pd.DataFrame) -> pd.DataFrame:
@@ -214,8 +218,12 @@ def section(df: pd.DataFrame, colors: dict[str, str] | None = None) -> Int8 | No
     if not acc.empty:
         acc_table = html_table(acc.rename(columns={"top1": "top1_int8"}).astype(object),
                                ["top1_source", "engine", "model", "top1_int8", "top1_float32", "top1_delta",
-                                "int8_agreement", "parity_rel"],
+                                "int8_agreement", "parity_rel", "parity"],
                                headers={"top1_int8": "int8 top-1 (%)", "top1_float32": "float32 top-1 (%)",
                                         "top1_delta": "Δ top-1 (points)", "int8_agreement": "top-1 agreement (%)",
                                         "parity_rel": "logit error (rel)"})
-    return Int8(table, acc_table, _figures(p, acc, colors or {}), notes)
+    if not acc.empty and (acc["parity"] == "failed").any():
+        notes.append("int8 accuracy rows marked failed broke the agreement rule (their error says which); their "
+                     "top-1 was measured through the int8 model all the same and is left out of the figures")
+    figures = _figures(p, acc[acc["parity"] == "ok"] if not acc.empty else acc, colors or {})
+    return Int8(table, acc_table, figures, notes)

@@ -109,6 +109,16 @@ def test_measured_imagefolder(tmp_path, checkpoint, fmt):
                                             abs=1e-4)
 
 
+def test_an_engine_failing_parity_is_an_error_row_that_keeps_its_top1(tmp_path, checkpoint):
+    root = _folder(tmp_path / "val")
+    row = _run("lsnet_t", {"dataset": "imagefolder", "data": str(root), "checkpoint": str(checkpoint),
+                           "num_classes": 3, "workers": 0}, resolution=RES, batch_size=5, engine="onnxruntime",
+               parity_tol=1e-15)
+    assert row["status"] == "error" and "above the float32 tolerance 1e-15" in row["error"]
+    ref_top1, _ = _reference_preds(root, checkpoint)
+    assert row["top1"] == pytest.approx(ref_top1) and f"top-1 {ref_top1:.2f}% measured through it" in row["error"]
+
+
 def test_measured_errors_are_clear(tmp_path, checkpoint):
     def run(**opts):
         o = {"dataset": "imagefolder", "checkpoint": str(checkpoint), "workers": 0} | opts

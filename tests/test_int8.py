@@ -151,7 +151,9 @@ def test_trained_weights_are_judged_by_agreement(tmp_path):
     step = Step(run=lambda: None, infer=shuffled, timer=CpuTimer(), params=0)
     with pytest.raises(ParityError, match="top-1 of only"):
         quantize.judge(cell.with_(parity_tol=100.0), step, num_classes=10, checkpoint=str(ckpt))
-    assert step.info["int8"]["weights"] == "trained"
+    assert step.info["int8"]["weights"] == "trained" and step.parity_failure is None
+    quantize.judge(cell.with_(parity_tol=100.0), step, num_classes=10, checkpoint=str(ckpt), strict=False)
+    assert "top-1 of only" in step.parity_failure          # kept for the caller (accuracy) instead of raised
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -216,7 +218,12 @@ def test_report_int8_fronts_use_int8_top1_with_their_own_marker():
                                                     "int8": {"agreement": 97.0, "weights": "random (seeded)"}}},
                  {**base, "suite": "accuracy", "model": model, "dtype": "int8", "top1": 70.0, "top1_float32": 71.0,
                   "top1_source": "proxy:v1", "int8_agreement": 95.0}]
+    rows.append({**rows[-1], "engine": "onnxruntime", "status": "error", "top1": 40.0, "int8_agreement": 50.0,
+                 "error": "onnxruntime int8 agrees with eager float32 on the top-1 of only 50.0% ..."})
     df = pd.DataFrame(rows)
+    acc = int8.accuracy_rows(df).set_index("engine")
+    assert acc.loc["onnxruntime", "parity"] == "failed" and acc.loc["onnxruntime", "top1"] == 40.0
+    assert (acc.loc["openvino", "parity"] == "ok").all()
     sec = int8.section(df, {})
     assert sec is not None and sec.figs and "<svg" in sec.figs[0][1]
     p = int8.pairs(df).set_index("model")

@@ -7,7 +7,9 @@ forward of the batch (what the suites time), ``step.timer`` times and synchronis
 ``step.model`` is the torch module where the engine has one (torch profiler, parameter counts),
 ``step.images_per_run`` how many images one ``run()`` processes (several batches for engines that
 keep asynchronous requests in flight).
-Leaving the block releases the engine's resources.
+Leaving the block releases the engine's resources. A step further from eager float32 than the cell
+allows raises :class:`ParityError` while preparing; with ``strict=False`` the failure is kept in
+``step.parity_failure`` instead, for a caller that reports it beside what it measured (accuracy).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class Step:
     model: nn.Module | None = None
     info: dict[str, Any] = field(default_factory=dict)
     parity_rel: float | None = None
+    parity_failure: str | None = None     # why parity failed, for a step prepared with strict=False
     images_per_run: int | None = None     # images one ``run()`` processes (default: the cell's batch size)
     # what every call runs under (inference mode, autocast): entered around each burst of the timed
     # rounds, since the cells of an interleaved group are all prepared at once
@@ -75,9 +78,10 @@ class Engine:
         return None
 
     def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
-                throughput: bool = False) -> contextlib.AbstractContextManager[Step]:
+                throughput: bool = False, strict: bool = True) -> contextlib.AbstractContextManager[Step]:
         """The cell ready to run (see the module docstring); ``throughput``: the step is timed for images
-        per second, not per-call latency (an engine may then keep several requests in flight)."""
+        per second, not per-call latency (an engine may then keep several requests in flight);
+        ``strict=False``: a parity failure is left in ``step.parity_failure`` instead of raised."""
         raise NotImplementedError
 
     def info(self, cell: Cell) -> dict[str, Any]:
@@ -156,10 +160,10 @@ def eager_reference(cell: Cell, x: torch.Tensor, *, num_classes: int = 1000,
 
 
 def check_parity(cell: Cell, step: Step, reference: torch.Tensor, x: torch.Tensor,
-                 tolerance: float | None = None) -> float:
+                 tolerance: float | None = None, strict: bool = True) -> float:
     """``step.parity_rel`` from ``step.infer(x)`` against ``reference`` (every output of a tuple compared,
-    the largest error kept); ParityError above the tolerance. Features and segment cells also record their
-    output shapes (:func:`suites.core.modelprep.task_facts`) in ``step.info``."""
+    the largest error kept); above the tolerance :func:`fail_parity`. Features and segment cells also
+    record their output shapes (:func:`suites.core.modelprep.task_facts`) in ``step.info``."""
     out = step.infer(x)
     rel = relative_error(out, reference)
     step.info.update(task_facts(cell, step.model, out))
@@ -167,6 +171,13 @@ def check_parity(cell: Cell, step: Step, reference: torch.Tensor, x: torch.Tenso
         else PRECISIONS[cell.dtype].parity_tol
     step.parity_rel = rel
     if not rel <= limit:
-        raise ParityError(f"{cell.engine} output differs from eager float32 by {rel:.3g} (relative), above the "
-                          f"{cell.dtype} tolerance {limit:g}")
+        fail_parity(step, f"{cell.engine} output differs from eager float32 by {rel:.3g} (relative), above the "
+                          f"{cell.dtype} tolerance {limit:g}", strict)
     return rel
+
+
+def fail_parity(step: Step, reason: str, strict: bool) -> None:
+    """ParityError(``reason``), or with ``strict=False`` the reason kept in ``step.parity_failure``."""
+    if strict:
+        raise ParityError(reason)
+    step.parity_failure = reason

@@ -72,7 +72,7 @@ class OnnxRuntime(Engine):
 
     @contextlib.contextmanager
     def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
-                throughput: bool = False) -> Iterator[Step]:
+                throughput: bool = False, strict: bool = True) -> Iterator[Step]:
         int8 = cell.dtype == "int8"
         x_ref = parity_input(cell)
         ref = None if int8 else eager_reference(cell, x_ref, num_classes=num_classes, checkpoint=checkpoint)
@@ -117,9 +117,9 @@ class OnnxRuntime(Engine):
                     profile=None if is_cuda(cell.device) else profile)
         if int8:
             quantize.judge(cell, step, num_classes=num_classes, checkpoint=checkpoint,
-                           crop_ratio=quantize.crop_ratio_of(cell))
+                           crop_ratio=quantize.crop_ratio_of(cell), strict=strict)
         else:
-            check_parity(cell, step, ref, x_ref)
+            check_parity(cell, step, ref, x_ref, strict=strict)
         try:
             yield step
         finally:

@@ -69,7 +69,7 @@ class OpenVino(Engine):
 
     @contextlib.contextmanager
     def prepare(self, cell: Cell, ctx: Context, *, num_classes: int = 1000, checkpoint: str | None = None,
-                throughput: bool = False) -> Iterator[Step]:
+                throughput: bool = False, strict: bool = True) -> Iterator[Step]:
         ov = _ov()
         int8 = cell.dtype == "int8"
         x_ref = parity_input(cell)
@@ -126,9 +126,9 @@ class OpenVino(Engine):
                     profile=profile)
         if int8:
             quantize.judge(cell, step, num_classes=num_classes, checkpoint=checkpoint,
-                           crop_ratio=quantize.crop_ratio_of(cell))
+                           crop_ratio=quantize.crop_ratio_of(cell), strict=strict)
         else:
-            check_parity(cell, step, ref, x_ref)
+            check_parity(cell, step, ref, x_ref, strict=strict)
         try:
             yield step
         finally:
