@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
-from suites.core import guards, timing
+from suites.core import guards, procmem, timing
 from suites.core.cell import Cell, Context, ladder_stop
 from suites.core.measurement import (MIN_CELLS_FOR_DRIFT, Measurement, Ratio, drift_corrected, ratio_of,
                                 round_values)
@@ -35,6 +35,7 @@ MIN_ROUNDS = 10
 MAX_ROUNDS = 100_000
 MAX_CALLS_PER_BURST = 1000
 MEMORY_FLOOR = 0.25       # a chunk takes no more cells once less than this share of memory is free
+TRANSIENT_MARGIN = 2.0    # ... or less than this multiple of the largest forward's transient need of its cells
 
 
 def calls_per_burst(per_call_s: float, burst: float) -> int:
@@ -188,7 +189,12 @@ def _chain(cell: Cell) -> Cell:
 
 def _measure_chunks(suite: Any, cells: list[Cell], ctx: Context,
                     clock: Callable[[], float]) -> Iterator[tuple[Cell, dict[str, Any]]]:
-    """The cells in chunks that fit in memory, each chunk with the reference cells of its members."""
+    """The cells in chunks that fit in memory, each chunk with the reference cells of its members.
+
+    A chunk stops taking cells once the free memory is below :data:`MEMORY_FLOOR` of the total or below
+    :data:`TRANSIENT_MARGIN` times the largest transient need of a warm-up forward among its cells (at
+    dense-prediction sizes one forward's activations can outgrow a fixed floor: the rounds run one cell
+    at a time, so the largest need is what must stay free)."""
     refs = {c: suite.reference_of(c) for c in cells}
     members = set(cells)
     pending = sorted(cells, key=lambda c: refs[c] != c)      # reference cells first
@@ -200,14 +206,17 @@ def _measure_chunks(suite: Any, cells: list[Cell], ctx: Context,
             ready: dict[Cell, tuple[timing.Bench, float]] = {}
             results: dict[Cell, dict[str, Any]] = {}
             taken: list[Cell] = []
+            largest = 0             # bytes: the largest transient need of a warm-up in this chunk
             for c in queue:
-                if len(taken) > len(needed) and guards.available_memory(c.device) < MEMORY_FLOOR * total:
+                if len(taken) > len(needed) and guards.available_memory(c.device) < max(
+                        MEMORY_FLOOR * total, TRANSIENT_MARGIN * largest):
                     break
                 taken.append(c)
                 try:
                     bench = stack.enter_context(suite.bench(c, ctx))
-                    with bench.scope():
+                    with bench.scope(), procmem.transient(c.device) as need:
                         _, per_call = timing.warm_up(bench.call, bench.timer, c.warmup)
+                    largest = max(largest, need.bytes or 0)
                     ready[c] = (bench, per_call)
                 except timing.Skip as skip:
                     results[c] = skip.result()

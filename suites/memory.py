@@ -14,13 +14,13 @@ also holds the parent's peak at the fork.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import torch
 
 from suites import engines
 from suites.engines.base import Step
+from suites.core import procmem
 from suites.core.cell import Cell, Context
 from suites.core.devices import is_cuda
 from suites.core.modelprep import param_bytes
@@ -28,39 +28,6 @@ from suites.core.registry import Suite, register
 from suites.core.telemetry import gpu_memory_used
 
 FORWARDS = 3
-
-
-def _peak_rss_bytes() -> int:
-    import resource
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def _rss_bytes() -> int:
-    import psutil
-    return psutil.Process().memory_info().rss
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark of this process (Linux: ``/proc/self/clear_refs`` 5); False where it cannot."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _hwm_bytes() -> int | None:
-    """The peak RSS since the last reset (``VmHWM`` of ``/proc/self/status``); None where not readable."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def run(cell: Cell, ctx: Context) -> dict[str, Any]:
@@ -123,18 +90,18 @@ def _run_cpu(cell: Cell, ctx: Context) -> dict[str, Any]:
                            "(the local executor does this unless --isolation inline)")
     # a worker started by fork + exec inherits its parent's peak RSS in getrusage's ru_maxrss (the kernel keeps
     # the forked image's high-water mark): where Linux lets the mark be reset, the peak is read from it instead
-    fresh = _reset_peak_rss()
-    rss_start = _rss_bytes()
+    fresh = procmem.reset_peak_rss()
+    rss_start = procmem.rss_bytes()
     with engines.get(cell.engine).prepare(cell, ctx) as step:
-        rss_model = _rss_bytes()
-        prepare_peak = _hwm_bytes() if fresh else None
-        forwards_only = fresh and _reset_peak_rss()     # the mark restarts: what the forwards alone reach
+        rss_model = procmem.rss_bytes()
+        prepare_peak = procmem.hwm_bytes() if fresh else None
+        forwards_only = fresh and procmem.reset_peak_rss()     # the mark restarts: what the forwards alone reach
         _forwards(step)
-        forward_peak = _hwm_bytes() if forwards_only else None
+        forward_peak = procmem.hwm_bytes() if forwards_only else None
     if prepare_peak is not None and forward_peak is not None:
         peak, how = max(prepare_peak, forward_peak), "peak RSS of an isolated worker process (VmHWM from the cell's start)"
     else:
-        peak, how, forward_peak = _peak_rss_bytes(), "peak RSS of an isolated worker process", None
+        peak, how, forward_peak = procmem.peak_rss_bytes(), "peak RSS of an isolated worker process", None
     out = _common(step, {"method": how,
                          "rss_start_mb": rss_start / 2**20, "rss_after_model_mb": rss_model / 2**20,
                          "activation_peak_mb": max(0, peak - rss_model) / 2**20,

@@ -21,7 +21,6 @@ own worker process, sequential protocol only), ``params_m``. ``extra``: see :fun
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +33,7 @@ from lsnet.model import SKA
 from lsnet.ops.ska import BACKENDS as SKA_BACKENDS
 from lsnet.ops.ska import resolve_backend
 from suites import engines
-from suites.core import guards, modelprep, timing
+from suites.core import guards, modelprep, procmem, timing
 from suites.core.cell import Cell, Context
 from suites.core.counting import count_params
 from suites.core.devices import is_cuda
@@ -174,17 +173,6 @@ def state_bytes(step: TrainStep) -> dict[str, int]:
             "buffer_bytes": sum(b.numel() * b.element_size() for b in step.model.buffers())}
 
 
-def _peak_rss_bytes() -> int:
-    import resource
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def _rss_bytes() -> int:
-    import psutil
-    return psutil.Process().memory_info().rss
-
-
 MEMORY_STEPS = 2     # steps inside the memory window: the first allocates the optimiser state
 
 
@@ -203,10 +191,14 @@ def _peak_memory(cell: Cell, ctx: Context) -> Iterator[dict[str, Any]]:
         out.update(peak_bytes=torch.cuda.max_memory_allocated(dev) - base,
                    method=f"torch.cuda.max_memory_allocated over building and {MEMORY_STEPS} steps")
         return
-    base = _rss_bytes()
+    fresh = procmem.reset_peak_rss()      # a forked worker's ru_maxrss holds its parent's peak
+    base = procmem.rss_bytes()
     yield out
     if ctx.isolated and cell.protocol == "sequential":
-        out.update(peak_bytes=max(0, _peak_rss_bytes() - base), method="peak RSS growth of an isolated worker process")
+        peak = procmem.hwm_bytes() if fresh else None
+        out.update(peak_bytes=max(0, (peak if peak is not None else procmem.peak_rss_bytes()) - base),
+                   method="peak RSS growth of an isolated worker process"
+                   + (" (VmHWM from the cell's start)" if peak is not None else ""))
     elif cell.protocol != "sequential":
         out["method"] = ("not measured: the cells of an interleaved group share one process (use --protocol "
                          "sequential, or the memory suite)")

@@ -300,6 +300,47 @@ def test_a_group_too_big_for_memory_runs_in_chunks_each_with_the_reference(toy_t
     assert by["b"]["extra"]["group_cells"] == 2                          # chunks of the reference and one more
 
 
+def test_a_chunk_keeps_room_for_its_largest_forward(toy_timed, monkeypatch):
+    """Plenty free by the fixed floor, but b's forward needs 45 of the 80 left: c waits for the next chunk."""
+    from suites.core import procmem
+    prepared: list[int] = []
+    monkeypatch.setattr(guards, "total_memory", lambda device: 100)
+    monkeypatch.setattr(guards, "available_memory", lambda device: 100 - 10 * len(prepared))
+
+    @contextlib.contextmanager
+    def fake_transient(device):
+        yield procmem.Transient(45 if len(prepared) == 2 else 5)       # measured around b's warm-up
+    monkeypatch.setattr(procmem, "transient", fake_transient)
+    real = toy_bench
+
+    @contextlib.contextmanager
+    def counting(cell, ctx):
+        prepared.append(1)
+        try:
+            with real(cell, ctx) as b:
+                yield b
+        finally:
+            prepared.pop()
+    register(Suite("toy_timed", sequential(counting), "toy_timed_mod", "a timed toy", timed=True, bench=counting))
+    by = {c.model: r for c, r in run_group(_cells(["a", "b", "c"]), Context(), clock=MACHINE.clock)}
+    assert by["b"]["extra"]["group_cells"] == 2 and by["c"]["extra"]["group_cells"] == 2
+    assert by["c"]["ratio_to_ref"] == pytest.approx(1.5)
+    monkeypatch.setattr(procmem, "transient", lambda device: contextlib.nullcontext(procmem.Transient(5)))
+    by = {c.model: r for c, r in run_group(_cells(["a", "b", "c"]), Context(), clock=MACHINE.clock)}
+    assert by["c"]["extra"]["group_cells"] == 3                          # small forwards: one chunk
+
+
+def test_transient_need_is_the_peak_above_what_the_block_keeps():
+    from suites.core import procmem
+    with procmem.transient("cpu") as need:
+        big = torch.ones(64 * 2**20 // 4)          # 64 MiB touched, then freed
+        big.add_(1)
+        del big
+    if procmem.hwm_bytes() is None:
+        pytest.skip("no VmHWM on this OS")
+    assert need.bytes is not None and need.bytes > 48 * 2**20
+
+
 # --- the command line -------------------------------------------------------------------------------
 
 FAST = ["--resolution", "64", "--warmup", "0", "--min-time", "0", "--max-time", "0.3", "--burst", "0.02",
