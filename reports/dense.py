@@ -23,10 +23,10 @@ from reports import plots
 from reports.htmltable import html_table
 from reports.labels import ms
 from reports.style import color_of, family_of
+from reports.tables import INFERENCE_SUITES
 from suites.core import published
 from suites.core.schema import resolution_pixels
 
-INFERENCE_SUITES = ("latency", "throughput", "memory")
 # the published metrics each measured task's table and figures show (AP50/AP75 stay in the published table)
 MAIN_METRICS = {"features": (("retinanet", "box_ap"), ("mask_rcnn", "box_ap"), ("mask_rcnn", "mask_ap")),
                 "segment": (("semantic_fpn", "miou"),)}

@@ -277,22 +277,25 @@ def test_ladder_interleaves_each_batch_and_stops_a_model_at_its_oom(toy_timed):
     assert big2["ratio_to_ref"] == pytest.approx(1.0)          # against a at the same batch
 
 
+def _count_prepared(prepared: list[int]) -> None:
+    """The toy suite again, its benches counted in ``prepared`` while they are open."""
+    @contextlib.contextmanager
+    def counting(cell, ctx):
+        prepared.append(1)
+        try:
+            with toy_bench(cell, ctx) as b:
+                yield b
+        finally:
+            prepared.pop()
+    register(Suite("toy_timed", sequential(counting), "toy_timed_mod", "a timed toy", timed=True, bench=counting))
+
+
 def test_a_group_too_big_for_memory_runs_in_chunks_each_with_the_reference(toy_timed, monkeypatch):
     prepared: list[int] = []
     total = 100
     monkeypatch.setattr(guards, "total_memory", lambda device: total)
     monkeypatch.setattr(guards, "available_memory", lambda device: total - 40 * len(prepared))
-    real = toy_bench
-
-    @contextlib.contextmanager
-    def counting(cell, ctx):
-        prepared.append(1)
-        try:
-            with real(cell, ctx) as b:
-                yield b
-        finally:
-            prepared.pop()
-    register(Suite("toy_timed", sequential(counting), "toy_timed_mod", "a timed toy", timed=True, bench=counting))
+    _count_prepared(prepared)
     rows = list(run_group(_cells(["a", "b", "c"]), Context(), clock=MACHINE.clock))
     assert sorted(c.model for c, _ in rows) == ["a", "b", "c"]           # one row each, the reference's once
     by = {c.model: r for c, r in rows}
@@ -311,17 +314,7 @@ def test_a_chunk_keeps_room_for_its_largest_forward(toy_timed, monkeypatch):
     def fake_transient(device):
         yield procmem.Transient(45 if len(prepared) == 2 else 5)       # measured around b's warm-up
     monkeypatch.setattr(procmem, "transient", fake_transient)
-    real = toy_bench
-
-    @contextlib.contextmanager
-    def counting(cell, ctx):
-        prepared.append(1)
-        try:
-            with real(cell, ctx) as b:
-                yield b
-        finally:
-            prepared.pop()
-    register(Suite("toy_timed", sequential(counting), "toy_timed_mod", "a timed toy", timed=True, bench=counting))
+    _count_prepared(prepared)
     by = {c.model: r for c, r in run_group(_cells(["a", "b", "c"]), Context(), clock=MACHINE.clock)}
     assert by["b"]["extra"]["group_cells"] == 2 and by["c"]["extra"]["group_cells"] == 2
     assert by["c"]["ratio_to_ref"] == pytest.approx(1.5)
