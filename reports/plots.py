@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 import uuid
 
 import matplotlib
@@ -36,16 +37,61 @@ PARETO_X = {
 
 
 class Titles:
-    """Hover texts for artists of one figure: ``tag(artist, text)`` gives the artist a unique SVG id."""
+    """Hover texts for artists of one figure: ``tag(artist, text)`` gives the artist a unique SVG id;
+    ``tag_each(collection, texts)`` gives each point of one scatter its own text (one artist for many
+    points: a figure of thousands of points renders in a second, not a minute)."""
 
     def __init__(self) -> None:
         self.prefix = "p" + uuid.uuid4().hex[:10]
         self.items: dict[str, str] = {}
+        self.points: dict[str, list[str]] = {}
+
+    def _gid(self, artist) -> str:
+        gid = f"{self.prefix}-{len(self.items) + len(self.points)}"
+        artist.set_gid(gid)
+        return gid
 
     def tag(self, artist, text: str) -> None:
-        gid = f"{self.prefix}-{len(self.items)}"
-        artist.set_gid(gid)
-        self.items[gid] = text
+        self.items[self._gid(artist)] = text
+
+    def tag_each(self, collection, texts: list[str]) -> None:
+        if len(texts) != len(collection.get_offsets()):
+            raise ValueError(f"{len(texts)} hover texts for a scatter of {len(collection.get_offsets())} points")
+        self.points[self._gid(collection)] = list(texts)
+
+
+_USE = re.compile(r"<use [^>]*?/>")
+_G = re.compile(r"<g[ >]|</g>")
+
+
+def _group_end(svg: str, start: int) -> int:
+    """The index just past the ``</g>`` that closes the ``<g>`` opening at ``start``."""
+    depth = 0
+    for m in _G.finditer(svg, start):
+        depth += 1 if m.group(0) != "</g>" else -1
+        if depth == 0:
+            return m.end()
+    raise ValueError("unclosed <g> in the SVG")
+
+
+def _title_each_use(svg: str, gid: str, texts: list[str]) -> str:
+    """Give each marker (``<use>``) of group ``gid`` its text as a ``<title>``, in order. Where the SVG
+    writer drew the points otherwise (inline paths for one or two points, markers off the canvas
+    dropped), the group gets them all as one title instead."""
+    start = svg.index(f'<g id="{gid}">')
+    end = _group_end(svg, start)
+    block = svg[start:end]
+    uses = list(_USE.finditer(block))
+    if len(uses) != len(texts):
+        return svg[:start] + block.replace(
+            f'<g id="{gid}">', f'<g id="{gid}" class="pt"><title>{html.escape(chr(10).join(texts))}</title>', 1
+        ) + svg[end:]
+    out, pos = [], 0
+    for text, m in zip(texts, uses):
+        out += [block[pos:m.start()], m.group(0)[:-2].replace("<use ", '<use class="pt" ', 1),
+                f"><title>{html.escape(text)}</title></use>"]
+        pos = m.end()
+    return svg[:start] + "".join(out) + block[pos:] + svg[end:]
 
 
 def to_svg(fig: plt.Figure, titles: Titles | None = None) -> str:
@@ -58,6 +104,8 @@ def to_svg(fig: plt.Figure, titles: Titles | None = None) -> str:
     svg = svg[svg.index("<svg"):]
     for gid, text in (titles.items if titles else {}).items():
         svg = svg.replace(f'<g id="{gid}">', f'<g id="{gid}" class="pt"><title>{html.escape(text)}</title>', 1)
+    for gid, texts in (titles.points if titles else {}).items():
+        svg = _title_each_use(svg, gid, texts)
     return svg
 
 
@@ -235,9 +283,9 @@ def drift_figure(rounds: pd.DataFrame) -> str:
         for group, g in p.groupby("group", sort=True):
             g = g.sort_values("t_s")
             ax.plot(g["t_s"], g["ms"], "-", color=colors[group], lw=1.2, alpha=0.8, zorder=1)
-            for _, r in g.iterrows():
-                art = ax.scatter([r["t_s"]], [r["ms"]], s=18, color=colors[group], zorder=2)
-                titles.tag(art, f"{group} · round {int(r['round']) + 1}\n{r['ms']:.4g} ms at {r['t_s']:.1f} s")
+            art = ax.scatter(g["t_s"], g["ms"], s=18, color=colors[group], zorder=2)
+            titles.tag_each(art, [f"{group} · round {int(k) + 1}\n{ms:.4g} ms at {t:.1f} s"
+                                  for k, ms, t in zip(g["round"], g["ms"], g["t_s"])])
         ax.set_xlabel("time since the run's first round (s)")
         ax.set_ylabel("reference ms per call (round median)")
         ax.set_title(f"run {panel}", fontsize=10)

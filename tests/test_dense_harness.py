@@ -13,7 +13,6 @@ import torch
 
 import run_bench
 from suites.cli.configure import parse_resolution_flag
-from suites.cli.usage import UsageError
 from suites.core import published
 from suites.core.cell import Cell, Context
 from suites.core.schema import ROW_COLUMNS, TASKS, parse_resolution, resolution_text

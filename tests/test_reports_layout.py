@@ -216,3 +216,19 @@ def test_one_batch_size_draws_no_batch_panel_and_reasons_group_by_model(tmp_path
     assert len(fails) == 1 and fails["count"][0] == 2
     assert fails["error"][0] == "no published ImageNet top-1 for '<model>' (models with one: lsnet_t)"
     assert fails["models"][0] == "lsnet_t_mixer_attn, lsnet_t_mixer_dwconv3"
+
+
+def test_points_of_one_scatter_each_get_their_title_or_the_group_gets_them_all():
+    import matplotlib.pyplot as plt
+    from reports.plots import Titles, _title_each_use, to_svg
+    fig, ax = plt.subplots()
+    titles = Titles()
+    titles.tag_each(ax.scatter([1, 2, 3], [3, 1, 2]), ["a<1", "b", "c"])
+    svg = to_svg(fig, titles)
+    assert re.findall(r'<use class="pt"[^>]*><title>(.*?)</title></use>', svg) == ["a&lt;1", "b", "c"]
+    inline = '<svg><g id="g1"><path d="M 0 0"/></g><g id="g2"><use x="1"/></g></svg>'   # drawn without <use>
+    assert _title_each_use(inline, "g1", ["x", "y"]) == (
+        '<svg><g id="g1" class="pt"><title>x\ny</title><path d="M 0 0"/></g><g id="g2"><use x="1"/></g></svg>')
+    with pytest.raises(ValueError, match="2 hover texts for a scatter of 3 points"):
+        Titles().tag_each(plt.subplots()[1].scatter([1, 2, 3], [1, 2, 3]), ["a", "b"])
+    plt.close("all")

@@ -240,6 +240,9 @@ def test_drift_plot_in_the_report_only_with_reference_round_medians(runs):
     assert "Machine drift" in sec and "<svg" in sec and 'href="#drift"' in text
     assert "1.300× (max/min)" in sec and "cancels" in sec and "time since the run's first round (s)" in sec
     assert "latency · eager · float32 · bs1 · round 3" in sec   # hover text of a point
+    # each round's marker carries its own title (one scatter per group, a <title> inside each <use>)
+    marks = re.findall(r'<use class="pt"[^>]*><title>latency · eager · float32 · bs1 · round (\d+)\n', sec)
+    assert marks == [str(k + 1) for k in range(len(DRIFT))]
     seq = runs["sequential"][1]
     assert 'id="drift"' not in seq and 'href="#drift"' not in seq
 
