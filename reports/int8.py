@@ -210,7 +210,8 @@ def section(df: pd.DataFrame, colors: dict[str, str] | None = None) -> Int8 | No
                            headers={"panel_device": "device", "float32": "float32 (ms or img/s)",
                                     "int8": "int8 (ms or img/s)", "paired": "ratio from",
                                     "agreement": "top-1 agreement", "logit_rel": "logit error (rel)",
-                                    "vnni": "VNNI", "float_ops": "ops left in float"})
+                                    "vnni": "VNNI", "float_ops": "ops left in float"},
+                           render={c: (lambda r, c=c: f"{r[c]:.4g}") for c in ("float32", "int8")})
         if (p["weights"].astype(str).str.startswith("random")).any():
             notes.append("rows with random weights: their top-1 agreement is shown but not judged (nearly tied "
                          "logits); the accuracy rows below are the deployed figure")

@@ -201,6 +201,8 @@ def test_report_section_renders(run_dir):
     assert (p["speedup"] > 0).all() and p["paired"].isin(["paired rounds", "medians"]).all()
     paired = p[p["paired"] == "paired rounds"]
     assert ((paired["ci_low"] <= paired["speedup"]) & (paired["speedup"] <= paired["ci_high"])).all()
+    sec = html[html.index('id="int8"'):]
+    assert all(f">{v:.4g}</td>" in sec for v in [*p["float32"], *p["int8"]])   # 4 significant digits, not repr
 
 
 def test_report_int8_fronts_use_int8_top1_with_their_own_marker():
