@@ -80,6 +80,21 @@ def test_both_engines_quantise_and_every_int8_row_carries_its_accuracy_cost(run_
         assert facts["file"].endswith(".xml") and (art / facts["file"]).with_suffix(".bin").is_file()
 
 
+def test_onnx_runtime_quantises_the_shift_translation_of_ska(tmp_path):
+    """int8 LSNet in ONNX Runtime is exported with the shift SKA translation (float keeps the conv one)."""
+    from suites import engines
+    assert engines.get("onnxruntime").ska_translation == "conv"
+    out = tmp_path / "ska"
+    proc = _command("--suite", "latency", "--engine", "onnxruntime", "--dtype", "int8", "--models", "lsnet_t",
+                    "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (q,) = _rows(out)
+    assert q["status"] == "ok", q["error"]
+    assert q["extra"]["ska_translation"] == "shift"
+    assert q["extra"]["int8"]["file"] == "lsnet_t_r64_int8-proxy8_fused_ska-shift.onnx"
+    assert [p.name for p in (out / "artifacts").glob("*float32*.onnx")] == ["lsnet_t_r64_float32_fused_ska-shift.onnx"]
+
+
 def test_an_engine_that_cannot_quantise_gives_a_skipped_row_naming_the_fix(run_dir):
     row = _row(_rows(run_dir), "eager", "int8")
     assert row["status"] == "skipped" and "--engine onnxruntime or openvino" in row["error"]
