@@ -1,7 +1,8 @@
 """int8 as people deploy it: static post-training quantisation of a cell's exported float32 ONNX file,
 calibrated on a few hundred images, and the accuracy it costs, judged against eager float32.
 
-- **ONNX Runtime** (:func:`quantize_onnx`): ``onnxruntime.quantization.quant_pre_process`` (shape
+- **ONNX Runtime** (:func:`quantize_onnx`): the export with the ``shift`` SKA translation (the engine's
+  choice for int8), ``onnxruntime.quantization.quant_pre_process`` (shape
   inference and graph optimisation), then ``quantize_static`` in the QDQ format: weights int8, symmetric,
   per output channel; activations uint8, asymmetric, per tensor; MinMax calibration. On a CPU without VNNI
   (``avx512_vnni``, ``avx_vnni``, ``amx_int8``) the weights use 7 bits (``reduce_range``): the AVX2 u8 x s8
