@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from suites.core.cell import Cell, Context, Task
@@ -15,8 +15,9 @@ def cell_label(cell: Cell) -> str:
 
 
 def run_sweep(tasks: Sequence[Task], executor: Any, writer: ResultWriter, ctx: Context,
-              progress: bool = True) -> list[dict[str, Any]]:
-    """Run every task through ``executor``; each row is written as its cell completes."""
+              progress: bool = True, check: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """Run every task through ``executor``; each row is written as its cell completes, then ``check()``
+    runs (it raises to stop the sweep, e.g. :meth:`rundir.Signals.raise_if_received`)."""
     from tqdm import tqdm
     total = sum(len(t.cells) for t in tasks)
     rows = []
@@ -28,4 +29,6 @@ def run_sweep(tasks: Sequence[Task], executor: Any, writer: ResultWriter, ctx: C
             rows.append(row)
             bar.set_postfix_str(cell_label(cell), refresh=False)
             bar.update(1)
+            if check is not None:
+                check()
     return rows

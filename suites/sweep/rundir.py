@@ -36,14 +36,32 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = EXIT_CODES.get(signum, 128 + signum)
 
 
+class Signals:
+    """The signal a :func:`signals_interrupt` block received, kept after its :class:`Interrupted` was raised:
+    Python drops an exception raised in a finaliser or weakref callback ("Exception ignored in ..."), so a
+    signal handled there would otherwise be lost and the sweep would run on to completion."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def raise_if_received(self) -> None:
+        """Raise :class:`Interrupted` again if a signal came (whether or not its first raise got through)."""
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+
 @contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`Interrupted` like SIGINT does."""
+def signals_interrupt() -> Iterator[Signals]:
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` and are remembered in the
+    :class:`Signals` it yields."""
+    got = Signals()
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        got.received = signum
         raise Interrupted(signum)
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        yield
+        yield got
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
