@@ -242,9 +242,10 @@ def test_a_signal_whose_raise_was_swallowed_still_ends_the_sweep(tmp_path):
 
     tasks = [Task([Cell("flops", m)]) for m in ("lsnet_t", "starnet_s1", "repvit_m0_9")]
     writer = ResultWriter(tmp_path, "r")
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(rundir.Interrupted) as exc:
         with rundir.signals_interrupt() as signals:
             run_sweep(tasks, Once(), writer, Context(), progress=False, check=signals.raise_if_received)
     assert exc.value.exit_code == 143 and signals.received == signal.SIGTERM
     assert len(_rows(tmp_path)) == 1                # the first row is kept, nothing after the signal ran
-    assert signal.getsignal(signal.SIGTERM) is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before   # the handlers are restored
