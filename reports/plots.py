@@ -74,6 +74,11 @@ def _group_end(svg: str, start: int) -> int:
     raise ValueError("unclosed <g> in the SVG")
 
 
+def _title_group(svg: str, gid: str, text: str) -> str:
+    """Give group ``gid`` the hover ``<title>`` ``text``."""
+    return svg.replace(f'<g id="{gid}">', f'<g id="{gid}" class="pt"><title>{html.escape(text)}</title>', 1)
+
+
 def _title_each_use(svg: str, gid: str, texts: list[str]) -> str:
     """Give each marker (``<use>``) of group ``gid`` its text as a ``<title>``, in order. Where the SVG
     writer drew the points otherwise (inline paths for one or two points, markers off the canvas
@@ -83,9 +88,7 @@ def _title_each_use(svg: str, gid: str, texts: list[str]) -> str:
     block = svg[start:end]
     uses = list(_USE.finditer(block))
     if len(uses) != len(texts):
-        return svg[:start] + block.replace(
-            f'<g id="{gid}">', f'<g id="{gid}" class="pt"><title>{html.escape(chr(10).join(texts))}</title>', 1
-        ) + svg[end:]
+        return _title_group(svg, gid, "\n".join(texts))
     out, pos = [], 0
     for text, m in zip(texts, uses):
         out += [block[pos:m.start()], m.group(0)[:-2].replace("<use ", '<use class="pt" ', 1),
@@ -103,7 +106,7 @@ def to_svg(fig: plt.Figure, titles: Titles | None = None) -> str:
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
     for gid, text in (titles.items if titles else {}).items():
-        svg = svg.replace(f'<g id="{gid}">', f'<g id="{gid}" class="pt"><title>{html.escape(text)}</title>', 1)
+        svg = _title_group(svg, gid, text)
     for gid, texts in (titles.points if titles else {}).items():
         svg = _title_each_use(svg, gid, texts)
     return svg
