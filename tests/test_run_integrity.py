@@ -249,3 +249,7 @@ def test_a_signal_whose_raise_was_swallowed_still_ends_the_sweep(tmp_path):
     assert exc.value.exit_code == 143 and signals.received == signal.SIGTERM
     assert len(_rows(tmp_path)) == 1                # the first row is kept, nothing after the signal ran
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before   # the handlers are restored
+    with pytest.raises(rundir.Interrupted):         # a block that ends after a dropped raise raises it at its end
+        with rundir.signals_interrupt():
+            Finaliser()
+            gc.collect()

@@ -114,7 +114,6 @@ def _run(tasks: list[Task], settings: RunSettings, run_dir: Path, run_id: str, a
     try:
         with rundir.signals_interrupt() as signals:
             run_sweep(tasks, executor, writer, ctx, progress=progress, check=signals.raise_if_received)
-            signals.raise_if_received()
     except KeyboardInterrupt as exc:
         executor.close()
         code = exc.exit_code if isinstance(exc, rundir.Interrupted) else 130

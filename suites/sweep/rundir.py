@@ -53,7 +53,7 @@ class Signals:
 @contextmanager
 def signals_interrupt() -> Iterator[Signals]:
     """Within the block, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` and are remembered in the
-    :class:`Signals` it yields."""
+    :class:`Signals` it yields; a block that ends normally after one (its raise was dropped) raises it then."""
     got = Signals()
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -65,6 +65,7 @@ def signals_interrupt() -> Iterator[Signals]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+    got.raise_if_received()
 
 
 def check_writable(path: Path) -> None:
